@@ -1,0 +1,41 @@
+"""Shared fixtures: the real emulator on loopback and a client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from wyoming_60db.emulator import Emulator, EmulatorSettings
+from wyoming_60db.sixtydb import ClientConfig, SixtyDbClient, Timeouts
+
+TEST_KEY = "sk_test_wyoming60db_secret_key"
+
+# Short, but far above what loopback needs: a bug fails fast instead of hanging.
+FAST_TIMEOUTS = Timeouts(
+    connect=3.0, rest=3.0, tts_first_audio=3.0, tts_chunk_gap=3.0,
+    stt_ready=3.0, stt_finalize=3.0, queue=0.3, close=1.0,
+)  # fmt: skip
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(EmulatorSettings()) as emu:
+        yield emu
+
+
+def make_client(emulator: Emulator, **overrides: object) -> SixtyDbClient:
+    """A client for the emulator; keyword arguments override ClientConfig fields."""
+    fields: dict[str, object] = {
+        "api_key": TEST_KEY,
+        "api_url": emulator.base_url,
+        "timeouts": FAST_TIMEOUTS,
+    }
+    fields.update(overrides)
+    return SixtyDbClient(ClientConfig(**fields))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> AsyncIterator[SixtyDbClient]:
+    async with make_client(emulator) as sixtydb:
+        yield sixtydb

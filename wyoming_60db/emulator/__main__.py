@@ -1,0 +1,125 @@
+"""``python -m wyoming_60db.emulator``: run the 60db emulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+from .server import Emulator
+from .settings import (
+    BELOW_MINIMUM_POLICIES,
+    EARLY_MESSAGE_POLICIES,
+    HANDSHAKE_STYLES,
+    LANGUAGES_SHAPES,
+    STT_BINARY_ENCODINGS,
+    STT_CONNECTED_PLACEMENTS,
+    TTS_ACK_STYLES,
+    TTS_ERROR_STYLES,
+    VOICES_SHAPES,
+    EmulatorSettings,
+)
+
+_LOGGER = logging.getLogger("wyoming_60db.emulator")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m wyoming_60db.emulator", description="Local emulator of the 60db speech API."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8600)
+    p.add_argument("--api-key", help="accept only this key (default: any sk_live_/sk_test_ key)")
+    p.add_argument("--balance", type=float, default=9.97, help="wallet balance; <=0 rejects")
+    p.add_argument("--handshake", choices=HANDSHAKE_STYLES, default="envelope")
+    p.add_argument("--stt-connected", choices=STT_CONNECTED_PLACEMENTS, default="after_start")
+    p.add_argument("--early-messages", choices=EARLY_MESSAGE_POLICIES, default="drop")
+    p.add_argument("--connect-latency", type=float, default=0.0, metavar="S")
+    p.add_argument("--first-chunk-latency", type=float, default=0.0, metavar="S")
+    p.add_argument("--chunk-gap", type=float, default=0.0, metavar="S")
+    p.add_argument("--finalize-latency", type=float, default=0.0, metavar="S")
+    p.add_argument("--close-tts-after-context", action="store_true")
+    p.add_argument("--stt-concurrency", type=int, default=8)
+    p.add_argument("--tts-concurrency", type=int, default=5)
+    p.add_argument("--tts-ack-style", choices=TTS_ACK_STYLES, default="object")
+    p.add_argument("--tts-error-style", choices=TTS_ERROR_STYLES, default="object")
+    p.add_argument("--voices-shape", choices=VOICES_SHAPES, default="split")
+    p.add_argument("--languages-shape", choices=LANGUAGES_SHAPES, default="skill")
+    p.add_argument("--extra-fields", action="store_true")
+    p.add_argument("--detected-language", default="en", metavar="CODE")
+    p.add_argument("--llm-refine-text", action="store_true")
+    p.add_argument("--stt-binary-encoding", choices=STT_BINARY_ENCODINGS, default="config")
+    p.add_argument("--stt-encoding-aliases", action="store_true")
+    p.add_argument("--utterance-end-below-min", choices=BELOW_MINIMUM_POLICIES, default="clamp")
+    p.add_argument("--default-interim-ms", type=int, default=None, metavar="MS")
+    p.add_argument("--tts-min-speed", type=float, default=0.25)
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
+    return EmulatorSettings(
+        api_key=args.api_key,
+        credit_balance=args.balance,
+        handshake=args.handshake,
+        stt_connected=args.stt_connected,
+        early_messages=args.early_messages,
+        connect_latency=args.connect_latency,
+        first_chunk_latency=args.first_chunk_latency,
+        chunk_gap=args.chunk_gap,
+        finalize_latency=args.finalize_latency,
+        close_tts_after_context_closed=args.close_tts_after_context,
+        stt_concurrency=args.stt_concurrency,
+        tts_concurrency=args.tts_concurrency,
+        tts_ack_style=args.tts_ack_style,
+        tts_error_style=args.tts_error_style,
+        voices_shape=args.voices_shape,
+        languages_shape=args.languages_shape,
+        extra_fields=args.extra_fields,
+        detected_language=args.detected_language,
+        stt_llm_refine_text=args.llm_refine_text,
+        stt_binary_encoding=args.stt_binary_encoding,
+        stt_encoding_aliases=args.stt_encoding_aliases,
+        stt_utterance_end_below_min=args.utterance_end_below_min,
+        stt_default_interim_ms=args.default_interim_ms,
+        tts_min_speed=args.tts_min_speed,
+    )
+
+
+async def serve(settings: EmulatorSettings, host: str, port: int) -> None:
+    emulator = Emulator(settings)
+    await emulator.start(host, port)
+    _LOGGER.info(
+        "60db emulator serving %s (ws: %s, %s)",
+        emulator.base_url,
+        emulator.stt_url,
+        emulator.tts_url,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # e.g. Windows
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+        _LOGGER.info("60db emulator stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings_from_args(args), args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The common WebSocket opening: connecting → (auth) → connection_established (§1.4, §2.2, §3.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from .auth import Credentials
+from .connection import Connection
+from .frames import connecting_frame, established_frame
+
+POLICY_VIOLATION = 1008  # auth, credits, concurrency (§2.6, §6)
+
+
+async def run_handshake(
+    conn: Connection,
+    creds: Credentials,
+    before_established: Callable[[], Awaitable[None]] | None = None,
+) -> bool:
+    """Send the opening frames; False when the socket was rejected (and closed)."""
+    settings = conn.settings
+    await conn.send(connecting_frame(settings.handshake))
+    # connect_latency emulates the time "Authenticating..." takes; frames the
+    # client sends meanwhile are early (§1.4).
+    await conn.wait_handshake(settings.connect_latency)
+    if not creds.ok:
+        # GUESS (§1.4, §8.1): invalid-key behaviour is undocumented.
+        conn.state.stats.rejected_auth += 1
+        await conn.reject("Invalid API key", "INVALID_API_KEY", POLICY_VIOLATION)
+        return False
+    if settings.credit_balance <= 0:
+        # DOC: close 1008 INSUFFICIENT_CREDITS; GUESS: the error frame before it.
+        await conn.reject(
+            "Insufficient credits",
+            "INSUFFICIENT_CREDITS",
+            POLICY_VIOLATION,
+            frame=settings.credits_error_frame,
+        )
+        return False
+    if before_established is not None:
+        await before_established()
+    conn.established = True
+    await conn.send(established_frame(settings.handshake, conn.service, settings))
+    conn.state.stats.handshakes_completed[conn.service] += 1
+    return True

@@ -1,0 +1,125 @@
+"""Emulator knobs (``EmulatorSettings``) and one-shot fault descriptions (``Fault``).
+
+Every knob that selects between documented variants cites the section of
+``shared/60db-protocol.md`` it emulates.  Settings are read per connection or
+per message, so tests may change them on a running emulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .catalog import Voice, default_voices
+from .tonecode import DEFAULT_SECONDS_PER_CHAR
+
+HandshakeStyle = Literal["envelope", "typed", "both"]
+SttConnectedPlacement = Literal["after_start", "before_established", "omitted"]
+EarlyMessagePolicy = Literal["drop", "error"]
+TtsAckStyle = Literal["object", "bool"]
+TtsErrorStyle = Literal["object", "string"]
+VoicesShape = Literal["split", "flat", "top_level"]
+LanguagesShape = Literal["skill", "node", "list"]
+FaultService = Literal["stt", "tts", "any"]
+SttBinaryEncoding = Literal["config", "mulaw"]
+BelowMinimumPolicy = Literal["clamp", "reject"]
+FaultKind = Literal["drop", "stall", "garbage", "error"]
+
+HANDSHAKE_STYLES: tuple[HandshakeStyle, ...] = ("envelope", "typed", "both")
+STT_CONNECTED_PLACEMENTS: tuple[SttConnectedPlacement, ...] = (
+    "after_start",
+    "before_established",
+    "omitted",
+)
+EARLY_MESSAGE_POLICIES: tuple[EarlyMessagePolicy, ...] = ("drop", "error")
+TTS_ACK_STYLES: tuple[TtsAckStyle, ...] = ("object", "bool")
+TTS_ERROR_STYLES: tuple[TtsErrorStyle, ...] = ("object", "string")
+VOICES_SHAPES: tuple[VoicesShape, ...] = ("split", "flat", "top_level")
+LANGUAGES_SHAPES: tuple[LanguagesShape, ...] = ("skill", "node", "list")
+STT_BINARY_ENCODINGS: tuple[SttBinaryEncoding, ...] = ("config", "mulaw")
+BELOW_MINIMUM_POLICIES: tuple[BelowMinimumPolicy, ...] = ("clamp", "reject")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A one-shot failure, consumed by the next connection of ``service``.
+
+    ``after_messages`` counts server→client messages already sent on that
+    connection (0 = right after the WebSocket is accepted); ``after_audio_bytes``
+    counts audio bytes received (STT only).  With neither set the fault fires at
+    once.  ``service="any"`` also matches the next authenticated REST request.
+    """
+
+    service: FaultService
+    kind: FaultKind
+    after_messages: int | None = None
+    after_audio_bytes: int | None = None
+    message: str = "Internal server error"
+    code: str | None = None
+
+    def matches(self, service: str) -> bool:
+        return self.service in ("any", service)
+
+
+@dataclass
+class EmulatorSettings:
+    """Behaviour knobs.  Mutable: a running emulator reads them live."""
+
+    # --- auth / account (§1.4, §2.4) ---
+    api_key: str | None = None
+    user_id: int = 43
+    workspace: str = "default"
+    credit_balance: float = 9.97
+    credits_error_frame: bool = True
+
+    # --- handshake variants (§2.2, §9.1, §9.2) ---
+    handshake: HandshakeStyle = "envelope"
+    stt_connected: SttConnectedPlacement = "after_start"
+    early_messages: EarlyMessagePolicy = "drop"
+
+    # --- timing (seconds) ---
+    connect_latency: float = 0.0
+    first_chunk_latency: float = 0.0
+    chunk_gap: float = 0.0
+    finalize_latency: float = 0.0
+
+    # --- TTS (§3) ---
+    tts_chunk_bytes: int = 2048
+    # Tone-code symbol length: TTS audio length per character, and the symbol
+    # length the STT side decodes with (one knob, so TTS output transcribes back).
+    tts_seconds_per_char: float = DEFAULT_SECONDS_PER_CHAR
+    close_tts_after_context_closed: bool = False
+    tts_ack_style: TtsAckStyle = "object"
+    # §9.7: lowest accepted speed; 0.25 (MCP constants) or 0.5 (docs, SDKs).
+    tts_min_speed: float = 0.25
+    tts_error_style: TtsErrorStyle = "object"
+
+    # --- concurrency per key (§6, §2.7, §3.5) ---
+    stt_concurrency: int = 8
+    tts_concurrency: int = 5
+
+    # --- tolerant-reader testing ---
+    extra_fields: bool = False
+
+    # --- STT (§2) ---
+    stt_empty_final_on_silence: bool = True
+    # With `context` (§2.5): True makes the canonical (LLM) final differ from the
+    # first emit (first letter upper-cased); False re-emits the same text.
+    stt_llm_refine_text: bool = False
+    detected_language: str = "en"
+    stt_cost_per_second: float = 0.0005 / 60
+    # §9.3: binary frames follow config.encoding, or are always μ-law (the docs'
+    # "telephony mode", which garbles a client's binary linear PCM).
+    stt_binary_encoding: SttBinaryEncoding = "config"
+    # §9.4: also accept "LINEAR16"/"MULAW" as STT encoding names.
+    stt_encoding_aliases: bool = False
+    # §9.5: utterance_end_ms < 300 is clamped (RV) or rejected (PURI).
+    stt_utterance_end_below_min: BelowMinimumPolicy = "clamp"
+    # §9.24: interim period (ms) used when start omits interim_results_frequency;
+    # None = no interims unless requested.
+    stt_default_interim_ms: int | None = None
+
+    # --- catalog (§5.5, §5.6, §9.15, §9.17) ---
+    voices_shape: VoicesShape = "split"
+    languages_shape: LanguagesShape = "skill"
+    voices: list[Voice] = field(default_factory=default_voices)

@@ -1,0 +1,328 @@
+"""``/ws/stt`` session (§2): start → audio → transcription events → stop."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from typing import Any, Final
+
+import numpy as np
+
+from wyoming_60db.audio import mulaw_decode_array
+
+from .auth import Credentials
+from .catalog import STT_MODEL_ID
+from .connection import Connection
+from .frames import Frame
+from .handshake import POLICY_VIOLATION, run_handshake
+from .recognizer import Event, FinalTranscript, Interim, Recognizer, SpeechStarted
+from .recorder import SttRecord, elide_audio
+from .sttconfig import SttConfig, SttRequestError, parse_languages, parse_start
+
+INVALID_DATA: Final = 1007  # validation errors (emulator choice; 1008 stays for policy)
+NORMAL: Final = 1000
+_INTERIM_CONFIDENCE: Final = 0.7
+
+
+class SttSession:
+    def __init__(self, conn: Connection, record: SttRecord, creds: Credentials) -> None:
+        self.conn = conn
+        self.state = conn.state
+        self.record = record
+        self.creds = creds
+        self.config: SttConfig | None = None
+        self.recognizer: Recognizer | None = None
+        self._slot = False  # holds an STT concurrency slot
+        self._done = False
+        self._sentence_id = 0
+        self._odd_byte = b""  # linear PCM split across frames mid-sample
+
+    async def run(self) -> None:
+        try:
+            if not await run_handshake(self.conn, self.creds, self._connected_early):
+                return
+            while not self._done:
+                item = await self.conn.next()
+                if item is None:
+                    self.record.ended = self.record.ended or "client_closed"
+                    return
+                await self._handle(item.data)
+        finally:
+            if self._slot:
+                self.state.limiter.release("stt", self.creds.identity)
+
+    async def _connected_early(self) -> None:
+        # §9.1 variant: the S-REF diagram order connecting → connected → established.
+        if self.conn.settings.stt_connected == "before_established":
+            await self.conn.send(self._connected_frame())
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _handle(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            self.record.received.append({"binary_frame": len(data)})
+            if self.config is None:
+                await self._fail("Audio received before start", "session_not_started")
+                return
+            self.record.binary_frames += 1
+            # §9.3: binary frames follow config.encoding, or (variant) are μ-law.
+            await self._audio(data, mulaw=self.conn.settings.stt_binary_encoding == "mulaw")
+            return
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            self.record.received.append({"invalid_json": data[:200]})
+            await self._fail("Invalid JSON", "invalid_json")
+            return
+        self.record.received.append(_describe(msg))
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            await self._fail("Message must be an object with a type", "invalid_message")
+            return
+        handler = {
+            "start": self._on_start,
+            "audio": self._on_audio,
+            "config": self._on_config,
+            "stop": self._on_stop,
+            "test": self._on_test,
+        }.get(msg["type"])
+        if handler is None:
+            await self._fail(f"Unknown message type: {msg['type']}", "invalid_message")
+            return
+        await handler(msg)
+
+    async def _fail(self, message: str, code: str) -> None:
+        self._done = True
+        await self.conn.reject(message, code, INVALID_DATA)
+
+    # ------------------------------------------------------------------ messages
+
+    async def _on_start(self, msg: dict[str, Any]) -> None:
+        if self.config is not None:
+            await self._fail("Session already started", "session_already_started")
+            return
+        try:
+            config = parse_start(msg, self.conn.settings)
+        except SttRequestError as exc:
+            await self._fail(exc.message, exc.code)
+            return
+        limit = self.conn.settings.stt_concurrency
+        if not self.state.limiter.try_acquire("stt", self.creds.identity, limit):
+            self._done = True
+            await self.conn.reject(
+                "Too many concurrent STT sessions",
+                "STT_CONCURRENCY_LIMIT",
+                POLICY_VIOLATION,
+                {"limit": limit},
+            )
+            return
+        self._slot = True
+        self.config = config
+        self.record.start = {k: v for k, v in msg.items() if k != "type"}
+        self.record.config = config.effective()
+        self.record.languages = config.languages
+        self.recognizer = Recognizer(
+            config.sample_rate,
+            config.utterance_end_ms,
+            config.interim_ms,
+            self.conn.settings.tts_seconds_per_char,
+            self.state.next_script,
+        )
+        if self.conn.settings.stt_connected == "after_start":  # §2.2 emulator rule
+            await self.conn.send(self._connected_frame())
+        await self.conn.send(
+            {
+                "type": "session_started",
+                "session_id": f"sess_{uuid.uuid4().hex[:12]}",
+                "language": _language_label(config.languages),
+                "model": STT_MODEL_ID,
+            }
+        )
+        await self._maybe_usage_update()
+
+    async def _on_audio(self, msg: dict[str, Any]) -> None:
+        if self.config is None:
+            await self._fail("Audio received before start", "session_not_started")
+            return
+        payload = msg.get("audio")
+        try:
+            if not isinstance(payload, str):
+                raise ValueError("audio must be a base64 string")
+            data = base64.b64decode(payload, validate=True)
+        except (ValueError, binascii.Error):
+            await self._fail("Invalid base64 audio", "invalid_message")
+            return
+        self.record.json_frames += 1
+        await self._audio(data)
+
+    async def _on_config(self, msg: dict[str, Any]) -> None:
+        if self.config is None:
+            await self._fail("config received before start", "session_not_started")
+            return
+        if "languages" in msg:
+            try:
+                languages = parse_languages(msg["languages"])
+            except SttRequestError as exc:
+                await self._fail(exc.message, exc.code)
+                return
+            self.config.languages = languages
+            self.record.languages = languages
+            await self.conn.send(
+                {
+                    "type": "language_changed",
+                    "language": _language_label(languages),
+                    "language_code": languages,
+                }
+            )
+        if "continuous_mode" in msg:
+            mode = msg["continuous_mode"]
+            if not isinstance(mode, bool):
+                await self._fail("continuous_mode must be a boolean", "invalid_message")
+                return
+            self.config.continuous_mode = mode
+            await self.conn.send(
+                {
+                    "type": "mode_changed",
+                    "continuous_mode": mode,
+                    "mode_name": "continuous" if mode else "single",
+                    "silence_threshold": self.config.utterance_end_ms / 1000,
+                }
+            )
+
+    async def _on_test(self, _msg: dict[str, Any]) -> None:
+        await self.conn.send({"type": "test_response", "timestamp": time.time()})
+
+    async def _on_stop(self, _msg: dict[str, Any]) -> None:
+        self._done = True
+        await self.conn.pause(self.conn.settings.finalize_latency)
+        seconds = 0.0
+        if self.recognizer is not None:
+            for event in self.recognizer.finish():
+                await self._emit(event)
+            seconds = self.recognizer.total_samples / self.recognizer.rate
+            if self.recognizer.utterances == 0 and self.conn.settings.stt_empty_final_on_silence:
+                await self.conn.send(_empty_final())
+        billing = {
+            "total_duration_seconds": round(seconds, 3),
+            "total_cost": round(seconds * self.conn.settings.stt_cost_per_second, 8),
+        }
+        self.record.billing = billing
+        await self.conn.send({"type": "session_stopped", "billing_summary": billing})
+        self.record.ended = "stopped"
+        await self.conn.close(NORMAL)
+
+    # ------------------------------------------------------------------ audio
+
+    async def _audio(self, data: bytes, mulaw: bool = False) -> None:
+        assert self.config is not None
+        assert self.recognizer is not None
+        self.record.audio.extend(data)
+        await self.conn.count_audio(len(data))  # Fault.after_audio_bytes
+        if mulaw or self.config.encoding == "mulaw":
+            pcm = mulaw_decode_array(data)
+        else:
+            data = self._odd_byte + data
+            cut = len(data) - len(data) % 2
+            self._odd_byte = data[cut:]
+            pcm = np.frombuffer(data[:cut], dtype="<i2").astype(np.int16)
+        for event in self.recognizer.feed(pcm):
+            await self._emit(event)
+
+    async def _emit(self, event: Event) -> None:
+        if isinstance(event, SpeechStarted):
+            await self.conn.send({"type": "speech_started", "timestamp": time.time()})
+        elif isinstance(event, Interim):
+            await self.conn.send(
+                {
+                    "type": "transcription",
+                    "text": event.text,
+                    "is_final": False,
+                    "speech_final": False,
+                    "is_partial": True,
+                    "confidence": _INTERIM_CONFIDENCE,
+                    "language": self._language(),
+                }
+            )
+        else:
+            await self._emit_final(event)
+
+    async def _emit_final(self, result: FinalTranscript) -> None:
+        """§2.5: one canonical event, or first-emit + canonical when ``context`` was sent."""
+        assert self.config is not None
+        self._sentence_id += 1
+        base: Frame = {
+            "type": "transcription",
+            "text": result.text,
+            "is_final": True,
+            "speech_final": True,
+            "is_partial": False,
+            "sentence_id": self._sentence_id,
+            "confidence": result.confidence,
+            "language": self._language(),
+        }
+        canonical: Frame = {**base, "duration": result.duration, "snr_db": result.snr_db}
+        if self.config.context is not None:
+            await self.conn.send({**base, "speech_final": False})
+            refined = result.text
+            if self.conn.settings.stt_llm_refine_text:
+                # Emulated refinement: sentence-case, so a client that uses the
+                # canonical text is distinguishable from one using the first emit.
+                refined = refined[:1].upper() + refined[1:]
+            canonical.update(text=refined, llm_applied=True, llm_latency_ms=0)
+        else:
+            refined = result.text
+        await self.conn.send(canonical)
+        self.record.transcripts.append(refined)
+        await self._maybe_usage_update()
+
+    async def _maybe_usage_update(self) -> None:
+        """``extra_fields``: an unknown message type a tolerant client must skip."""
+        if not self.conn.settings.extra_fields:
+            return
+        seconds = self.recognizer.total_samples / self.recognizer.rate if self.recognizer else 0.0
+        await self.conn.send({"type": "usage_update", "audio_seconds": round(seconds, 3)})
+
+    # ------------------------------------------------------------------ helpers
+
+    def _language(self) -> str:
+        assert self.config is not None
+        if self.config.languages:
+            return self.config.languages[0]
+        return self.conn.settings.detected_language  # auto-detect (languages: null)
+
+    def _connected_frame(self) -> Frame:
+        return {
+            "type": "connected",
+            "server_info": {"server_type": "60db STT", "ready": True, "model": STT_MODEL_ID},
+        }
+
+
+def _language_label(languages: list[str] | None) -> str:
+    """RV fixtures: ``"EN"`` / ``"Multi-language: HI"``; GUESS for auto."""
+    if not languages:
+        return "Auto-detect"
+    if len(languages) == 1:
+        return languages[0].upper()
+    return "Multi-language: " + ", ".join(code.upper() for code in languages)
+
+
+def _empty_final() -> Frame:
+    """§2.5 empty canonical final (RV fixture shape)."""
+    return {
+        "type": "transcription",
+        "text": "",
+        "is_final": True,
+        "speech_final": True,
+        "processing_mode": "speech_end_no_result",
+        "confidence": 0.0,
+        "timestamp": time.time(),
+    }
+
+
+def _describe(msg: Any) -> dict[str, Any]:
+    if isinstance(msg, dict):
+        described: dict[str, Any] = elide_audio(msg)
+        return described
+    return {"non_object": msg}

@@ -1,0 +1,232 @@
+"""``SixtyDbClient``: the one entry point the Wyoming server and Home Assistant share."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import aiohttp
+
+from .catalog import SttLanguage, Voice, parse_stt_languages, parse_voices
+from .channel import Channel, open_channel
+from .config import STT_PATH, TTS_PATH, ClientConfig
+from .errors import ConnectionLostError, ProtocolError, SixtyDbError, TextTooLongError
+from .pool import Slots, WarmPool
+from .protocol import Account
+from .rest import RestApi
+from .stt import SttOptions, SttSession
+from .text import split_text
+from .tts import MAX_CONTEXT_CHARS, TtsContext, TtsOptions
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000
+"""The longest text :meth:`SixtyDbClient.synthesize` accepts (several contexts)."""
+
+
+class SixtyDbClient:
+    """Async client for 60db's streaming STT and TTS.
+
+    Pass Home Assistant's shared ``aiohttp`` session as ``session``; without one
+    the client makes (and closes) its own. ``warm_stt``/``warm_tts`` is how many
+    authenticated connections are kept ready so a request skips 60db's login.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        warm_stt: int = 1,
+        warm_tts: int = 1,
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._owns_session = session is None
+        timeouts = config.timeouts
+        self._stt_slots = Slots("stt", config.stt_concurrency, timeouts.queue)
+        self._tts_slots = Slots("tts", config.tts_concurrency, timeouts.queue)
+        self._stt_pool: WarmPool[Channel] = WarmPool(self._open_stt, name="STT", size=warm_stt)
+        self._tts_pool: WarmPool[Channel] = WarmPool(
+            self._open_tts, name="TTS", size=warm_tts, reusable=True
+        )
+        # §9.6: some servers close the TTS socket after `context_closed`;
+        # once seen, connections are used once and the pool keeps new ones warm.
+        self._tts_single_use = False
+        self.account: Account | None = None
+
+    def __repr__(self) -> str:
+        return f"SixtyDbClient(api_url={self.config.api_url!r})"
+
+    async def __aenter__(self) -> SixtyDbClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session used for every request."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        """Close warm connections, and the session if the client made it."""
+        await self._stt_pool.aclose()
+        await self._tts_pool.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def prewarm(self) -> None:
+        """Open the warm connections in the background."""
+        self._stt_pool.refill()
+        self._tts_pool.refill()
+
+    async def check_account(self) -> Account:
+        """Validate the credentials and return the account behind them.
+
+        60db has no "who am I" REST call for API keys; the WebSocket handshake's
+        ``connection_established`` carries ``user_id`` and ``credit_balance``
+        (§5.7). The connection is then kept as a warm TTS connection.
+        """
+        channel = await self._open_tts()
+        self._tts_pool.adopt(channel)
+        return self._account_of(channel)
+
+    async def fetch_voices(self) -> list[Voice]:
+        """The account's voices, built-in and cloned (§5.6)."""
+        api = RestApi(self.session, self.config)
+        voices = parse_voices(await api.get_json("/voices"))
+        if not any(voice.category == "built_in" for voice in voices):
+            # §9.15: `/voices` may be only the caller's own voices; the full
+            # catalog is then at `/get-voices`.
+            with contextlib.suppress(SixtyDbError):
+                voices = _merge(parse_voices(await api.get_json("/get-voices")), voices)
+        return voices
+
+    async def fetch_stt_languages(self) -> list[SttLanguage]:
+        """The languages 60db's STT recognises (§5.5)."""
+        return parse_stt_languages(
+            await RestApi(self.session, self.config).get_json("/stt/languages")
+        )
+
+    async def health(self) -> bool:
+        """Whether 60db is reachable (no credentials needed)."""
+        return await RestApi(self.session, self.config).health()
+
+    def stt_session(self, options: SttOptions) -> SttSession:
+        """A streaming STT session; use it as ``async with``.
+
+        It connects in the background from the moment it is entered, so the
+        caller can send audio at once.
+        """
+        slots = self._stt_slots
+        held = False
+
+        async def open_channel() -> Channel:
+            nonlocal held
+            await slots.acquire()
+            held = True
+            return await self._stt_pool.take()
+
+        def release() -> None:
+            if held:
+                slots.release()
+
+        return SttSession(open_channel, options, self.config.timeouts, on_close=release)
+
+    @contextlib.asynccontextmanager
+    async def tts_context(self, options: TtsOptions) -> AsyncIterator[TtsContext]:
+        """An open TTS context on a warm connection, returned to the pool afterwards."""
+        async with self._tts_slots.hold():
+            context = await self._open_context(options)
+            try:
+                yield context
+            finally:
+                await self._release(context)
+
+    async def synthesize(self, text: str, options: TtsOptions) -> AsyncIterator[bytes]:
+        """Speak ``text``: one request, audio chunks as they arrive."""
+        text = text.strip()
+        if len(text) > MAX_TEXT_CHARS:
+            raise TextTooLongError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        for group in _context_groups(split_text(text)):
+            async with self.tts_context(options) as context:
+                for piece in group:
+                    await context.send_text(piece)
+                    await context.flush()
+                await context.close()
+                async for chunk in context.audio():
+                    yield chunk
+
+    async def _open_context(self, options: TtsOptions) -> TtsContext:
+        channel = await self._tts_pool.take()
+        try:
+            return await self._create_context(channel, options)
+        except ConnectionLostError:
+            if not channel.reused:
+                raise
+        # The reused socket was closed under us (§9.6): retry once on a new one,
+        # and stop reusing sockets of this server.
+        self._tts_single_use = True
+        return await self._create_context(await self._tts_pool.take(), options)
+
+    async def _create_context(self, channel: Channel, options: TtsOptions) -> TtsContext:
+        context = TtsContext(channel, options, self.config.timeouts)
+        try:
+            await context.open()
+        except BaseException:
+            self._tts_pool.discard(channel)
+            raise
+        channel.reused = True
+        return context
+
+    async def _release(self, context: TtsContext) -> None:
+        channel = context.channel
+        if context.finished and channel.closed:
+            self._tts_single_use = True
+        if context.finished and not self._tts_single_use and not channel.closed:
+            self._tts_pool.give_back(channel)
+        else:
+            # Mid-request failures leave the socket in an unknown state.
+            self._tts_pool.discard(channel)
+
+    async def _open_stt(self) -> Channel:
+        return await open_channel(self.session, self.config, "stt", STT_PATH)
+
+    async def _open_tts(self) -> Channel:
+        channel = await open_channel(self.session, self.config, "tts", TTS_PATH)
+        self.account = self._account_of(channel)
+        return channel
+
+    @staticmethod
+    def _account_of(channel: Channel) -> Account:
+        if channel.account is None:  # open_channel returns only after the handshake
+            raise ProtocolError("60db's handshake carried no account")
+        return channel.account
+
+
+def _context_groups(pieces: list[str]) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    size = 0
+    for piece in pieces:
+        if size + len(piece) > MAX_CONTEXT_CHARS and groups[-1]:
+            groups.append([])
+            size = 0
+        groups[-1].append(piece)
+        size += len(piece)
+    return [group for group in groups if group]
+
+
+def _merge(first: list[Voice], second: list[Voice]) -> list[Voice]:
+    seen = {voice.voice_id for voice in first}
+    return first + [voice for voice in second if voice.voice_id not in seen]

@@ -1,0 +1,338 @@
+"""Streaming speech-to-text over ``/ws/stt`` (60db-protocol.md §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Literal
+
+from . import protocol
+from .channel import Channel, Wakeup
+from .config import Timeouts
+from .errors import (
+    ConnectionLostError,
+    SixtyDbError,
+    SixtyDbTimeoutError,
+    UnsupportedAudioFormatError,
+    UnsupportedLanguageError,
+)
+from .protocol import Billing, Transcription
+
+_LOGGER = logging.getLogger(__name__)
+
+SttEncoding = Literal["linear", "mulaw"]
+STT_SAMPLE_RATES: Final = frozenset({8000, 16000, 24000, 44100, 48000})
+MAX_LANGUAGES: Final = 5  # per session (§2.7)
+_AUTO: Final = frozenset({"auto", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class SttOptions:
+    """How to run one STT session.
+
+    ``languages=None`` asks 60db to detect the language; on the wire that is
+    JSON ``null``, never the string ``"auto"`` (§2.3.1), so ``"auto"`` here is
+    accepted and translated.
+    """
+
+    languages: Sequence[str] | None = None
+    encoding: SttEncoding = "linear"
+    sample_rate: int = 16000
+    interim_results_ms: int | None = None
+    utterance_end_ms: int | None = None
+    continuous_mode: bool = True
+    context: Mapping[str, Any] | None = None
+    binary_frames: bool | None = None
+    """``None``: μ-law as binary frames ("telephony mode"), linear PCM as JSON
+    ``audio`` frames ("browser mode"), the documented pairings (§2.3.2, §2.3.3)."""
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ("linear", "mulaw"):
+            raise UnsupportedAudioFormatError(f"60db STT has no encoding {self.encoding!r}")
+        if self.sample_rate not in STT_SAMPLE_RATES:
+            raise UnsupportedAudioFormatError(
+                f"60db STT does not take {self.sample_rate} Hz audio "
+                f"(supported: {', '.join(map(str, sorted(STT_SAMPLE_RATES)))})"
+            )
+        if self.encoding == "mulaw" and self.sample_rate != 8000:
+            raise UnsupportedAudioFormatError("60db STT takes μ-law only at 8000 Hz")
+        languages = self.wire_languages
+        if languages is not None and len(languages) > MAX_LANGUAGES:
+            raise UnsupportedLanguageError(
+                f"60db STT takes at most {MAX_LANGUAGES} languages per session"
+            )
+
+    @property
+    def wire_languages(self) -> list[str] | None:
+        """The ``languages`` field of ``start``: codes, or ``None`` for detection."""
+        if self.languages is None:
+            return None
+        codes = [code.strip().lower() for code in self.languages]
+        if not codes or any(code in _AUTO for code in codes):
+            return None
+        return codes
+
+    @property
+    def sends_binary(self) -> bool:
+        """Whether audio goes out as binary frames rather than JSON ``audio`` frames."""
+        return self.encoding == "mulaw" if self.binary_frames is None else self.binary_frames
+
+    def start_message(self) -> dict[str, Any]:
+        """The ``start`` message (§2.3.1)."""
+        config: dict[str, Any] = {
+            "encoding": self.encoding,
+            "sample_rate": self.sample_rate,
+            "continuous_mode": self.continuous_mode,
+        }
+        if self.interim_results_ms is not None:
+            config["interim_results_frequency"] = self.interim_results_ms
+        if self.utterance_end_ms is not None:
+            config["utterance_end_ms"] = self.utterance_end_ms
+        message: dict[str, Any] = {
+            "type": "start",
+            "languages": self.wire_languages,
+            "config": config,
+        }
+        if self.context is not None:
+            message["context"] = dict(self.context)
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class SttResult:
+    """What one session heard."""
+
+    text: str
+    language: str | None
+    billing: Billing | None
+    utterances: tuple[Transcription, ...] = field(default_factory=tuple)
+
+
+class SttSession:
+    """One streaming STT session.
+
+    It starts connecting as soon as it is entered, so 60db's handshake overlaps
+    with the user speaking: audio sent before the session is ready is buffered
+    and goes out the moment 60db says ``connected`` or ``session_started``,
+    whichever comes first (§2.2, §9.1).
+    """
+
+    def __init__(
+        self,
+        open_channel: Callable[[], Awaitable[Channel]],
+        options: SttOptions,
+        timeouts: Timeouts,
+        on_close: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.options = options
+        self._open_channel = open_channel
+        self._timeouts = timeouts
+        self._on_close = on_close
+        self._channel: Channel | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._pending: list[bytes] = []
+        self._error: SixtyDbError | None = None
+        self._stop_sent = False
+        self._closed = False
+        self._utterances: list[Transcription] = []
+        self._updates: asyncio.Queue[Transcription | None] = asyncio.Queue()
+        self._session_language: str | None = None
+        self._billing: Billing | None = None
+        self.audio_bytes_sent = 0
+
+    async def __aenter__(self) -> SttSession:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def start(self) -> None:
+        """Begin connecting in the background (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def error(self) -> SixtyDbError | None:
+        """The error that ended the session, if any."""
+        return self._error
+
+    async def send_audio(self, audio: bytes) -> None:
+        """Stream audio in the session's encoding; buffered until 60db is ready."""
+        self._raise_if_failed()
+        if not audio:
+            return
+        async with self._send_lock:
+            if not self._ready.is_set():
+                self._pending.append(audio)
+                return
+            await self._flush_pending()
+            await self._send_frame(audio)
+
+    async def transcripts(self) -> AsyncIterator[Transcription]:
+        """Partial and final results as they arrive; ends with the session."""
+        while True:
+            update = await self._updates.get()
+            if update is None:
+                self._updates.put_nowait(None)  # let another reader finish too
+                if self._error is not None:
+                    raise self._error
+                return
+            yield update
+
+    async def stop(self) -> SttResult:
+        """Finish the audio and wait (bounded) for the final transcript."""
+        self._raise_if_failed()
+        await self._wait(self._ready, self._timeouts.stt_ready, "start the STT session")
+        self._raise_if_failed()
+        async with self._send_lock:
+            await self._flush_pending()
+            if self._channel is not None and not self._stop_sent:
+                self._stop_sent = True
+                await self._channel.send({"type": "stop"})
+        await self._wait(self._done, self._timeouts.stt_finalize, "finish the transcript")
+        self._raise_if_failed()
+        return self.result()
+
+    def result(self) -> SttResult:
+        """The transcript so far: every canonical final, joined in order (§2.5)."""
+        finals = [u for u in self._utterances if u.is_canonical]
+        text = " ".join(u.text.strip() for u in finals if u.text.strip())
+        language = next((u.language for u in reversed(finals) if u.language), None)
+        return SttResult(
+            text=text,
+            language=language or self._session_language or self._requested_language(),
+            billing=self._billing,
+            utterances=tuple(self._utterances),
+        )
+
+    async def aclose(self) -> None:
+        """Release the connection and the concurrency slot (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.aclose()
+        self._updates.put_nowait(None)
+        self._on_close()
+
+    async def _run(self) -> None:
+        try:
+            self._channel = await self._open_channel()
+            if self._channel.connected_early:
+                # §9.1: `connected` came during the handshake, so only
+                # `session_started` can still tell us the session is ready.
+                _LOGGER.debug("60db sent `connected` before the handshake ended")
+            await self._channel.send(self.options.start_message())
+            await self._pump(self._channel)
+        except SixtyDbError as err:
+            self._fail(err)
+        finally:
+            self._ready.set()
+            self._done.set()
+            self._updates.put_nowait(None)
+
+    async def _pump(self, channel: Channel) -> None:
+        while True:
+            message = await channel.receive(None)
+            if message is None:
+                if not self._stop_sent:
+                    raise ConnectionLostError("60db closed the STT session before it was stopped")
+                return
+            if isinstance(message, Wakeup):
+                continue
+            if self._handle(message, channel):
+                return
+
+    def _handle(self, message: protocol.JsonObject, channel: Channel) -> bool:
+        """Act on one message; True when the session is over."""
+        name = protocol.kind(message)
+        if name in ("connected", "session_started"):
+            if name == "session_started" and isinstance(message.get("language"), str):
+                self._session_language = message["language"].lower() or None
+            self._mark_ready()
+        elif name == "transcription":
+            update = protocol.transcription(message)
+            self._utterances.append(update)
+            self._updates.put_nowait(update)
+        elif name == "session_stopped":
+            self._billing = protocol.billing(message)
+            return True
+        elif name == "error":
+            raise channel.scrub(protocol.error(message, service="stt"))
+        # speech_started, language_changed, mode_changed, test_response and any
+        # message type this client does not know are informational (§9).
+        return False
+
+    def _mark_ready(self) -> None:
+        if not self._ready.is_set():
+            self._ready.set()
+            # Send what was buffered during the handshake now, not at the next chunk.
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_when_idle())
+
+    async def _flush_when_idle(self) -> None:
+        try:
+            async with self._send_lock:
+                await self._flush_pending()
+        except SixtyDbError as err:
+            self._fail(err)
+
+    async def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for audio in pending:
+            await self._send_frame(audio)
+
+    async def _send_frame(self, audio: bytes) -> None:
+        if self._channel is None:
+            return
+        self.audio_bytes_sent += len(audio)
+        if self.options.sends_binary:
+            await self._channel.send_bytes(audio)
+            return
+        await self._channel.send(
+            {
+                "type": "audio",
+                "audio": base64.b64encode(audio).decode("ascii"),
+                "encoding": self.options.encoding,
+                "sample_rate": self.options.sample_rate,
+            }
+        )
+
+    async def _wait(self, event: asyncio.Event, timeout: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            self._fail(SixtyDbTimeoutError(f"60db did not {what} within {timeout:.0f} s"))
+
+    def _fail(self, error: SixtyDbError) -> None:
+        if self._error is None:
+            self._error = error
+            _LOGGER.debug("60db STT session failed: %s", error)
+        self._ready.set()
+        self._done.set()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise ConnectionLostError("the STT session is closed")
+
+    def _requested_language(self) -> str | None:
+        languages = self.options.wire_languages
+        return languages[0] if languages else None
