@@ -33,8 +33,10 @@ SessionRunner = Callable[[Connection, Credentials], Awaitable[None]]
 
 def _new_ws() -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
-    # aiohttp waits heartbeat/2 for the pong; the docs say 10 s (§2.1).
-    ws._pong_heartbeat = PONG_TIMEOUT_SECONDS
+    # aiohttp waits heartbeat/2 for the pong; the docs say 10 s (§2.1). The
+    # attribute is private, so only adjust it where this aiohttp has it.
+    if hasattr(ws, "_pong_heartbeat"):
+        ws._pong_heartbeat = PONG_TIMEOUT_SECONDS
     return ws
 
 
@@ -223,3 +225,8 @@ class Emulator:
     @property
     def pending_faults(self) -> list[Fault]:
         return list(self._state.faults)
+
+    @property
+    def open_connections(self) -> int:
+        """WebSockets currently open, for tests that check nothing was leaked."""
+        return len(self._state.connections)

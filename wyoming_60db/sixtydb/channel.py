@@ -139,13 +139,25 @@ class Channel:
     async def _send(self, operation: Any) -> None:
         if self.closed:
             operation.close()  # the send coroutine will never run
-            raise self._outcome or ConnectionLostError(f"60db {self.service} connection is closed")
+            raise (
+                self._unread_error()
+                or self._outcome
+                or ConnectionLostError(f"60db {self.service} connection is closed")
+            )
         try:
             await operation
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as err:
             raise ConnectionLostError(
                 f"sending to 60db {self.service} failed: {type(err).__name__}"
             ) from None
+
+    def _unread_error(self) -> SixtyDbError | None:
+        """An error frame 60db sent just before closing, which says more than the close."""
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, dict) and protocol.kind(item) == "error":
+                return self.scrub(protocol.error(item, service=self.service))
+        return None
 
     def _raise_outcome(self) -> None:
         if self._outcome is not None:
