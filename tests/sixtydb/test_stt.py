@@ -261,3 +261,21 @@ async def test_key_never_in_errors_or_logs(
     assert TEST_KEY not in str(caught.value)
     assert TEST_KEY not in repr(client) and TEST_KEY not in repr(client.config)
     assert TEST_KEY not in caplog.text
+
+
+async def test_short_intervals_are_clamped_for_servers_that_reject_them(emulator: Emulator) -> None:
+    emulator.settings.stt_utterance_end_below_min = "reject"  # §9.5
+    async with make_client(emulator) as client:
+        options = SttOptions(utterance_end_ms=100, interim_results_ms=50)
+        result = await transcribe(client, speech("hello"), options)
+    assert result.text == "hello"
+    assert emulator.stt_sessions[0].config["utterance_end_ms"] == 300  # type: ignore[index]
+
+
+async def test_unrequested_interims_and_binary_mulaw_servers(emulator: Emulator) -> None:
+    emulator.settings.stt_default_interim_ms = 300  # §9.24: interims on by default
+    emulator.settings.stt_binary_encoding = "mulaw"  # §9.3: binary is always μ-law
+    async with make_client(emulator) as client:
+        result = await transcribe(client, speech(PHRASE))
+    assert result.text == PHRASE
+    assert any(not u.is_final for u in result.utterances)

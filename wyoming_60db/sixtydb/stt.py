@@ -27,6 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 SttEncoding = Literal["linear", "mulaw"]
 STT_SAMPLE_RATES: Final = frozenset({8000, 16000, 24000, 44100, 48000})
 MAX_LANGUAGES: Final = 5  # per session (§2.7)
+MIN_INTERVAL_MS: Final = 300  # utterance_end_ms and interim_results_frequency (§2.3.1)
 _AUTO: Final = frozenset({"auto", ""})
 
 
@@ -88,10 +89,12 @@ class SttOptions:
             "sample_rate": self.sample_rate,
             "continuous_mode": self.continuous_mode,
         }
+        # §9.5: below 300 ms some servers clamp and others reject; clamping
+        # here gives the same session on both.
         if self.interim_results_ms is not None:
-            config["interim_results_frequency"] = self.interim_results_ms
+            config["interim_results_frequency"] = max(MIN_INTERVAL_MS, self.interim_results_ms)
         if self.utterance_end_ms is not None:
-            config["utterance_end_ms"] = self.utterance_end_ms
+            config["utterance_end_ms"] = max(MIN_INTERVAL_MS, self.utterance_end_ms)
         message: dict[str, Any] = {
             "type": "start",
             "languages": self.wire_languages,
