@@ -44,7 +44,7 @@ async def test_drop_after_audio_bytes(emu: Emulator, http: aiohttp.ClientSession
     emu.inject_fault(Fault(service="stt", kind="drop", after_audio_bytes=6400))
     ws = await stt_session(http, emu)
     audio = np.zeros(16000, dtype=np.int16).tobytes()
-    with pytest.raises((ConnectionError, aiohttp.ClientError)):  # noqa: PT012
+    with pytest.raises((ConnectionError, aiohttp.ClientError)):
         await send_json_audio(ws, audio, chunk=1600)
         await asyncio.sleep(0.2)
         await send_json_audio(ws, audio, chunk=1600)
