@@ -12,13 +12,18 @@ from wyoming_60db.sixtydb import (
     DEFAULT_VOICE_ID,
     AuthenticationError,
     ClientConfig,
+    ConcurrencyLimitError,
     ConnectionLostError,
+    InsufficientCreditsError,
     ProtocolError,
+    RateLimitError,
     ServerError,
     SixtyDbClient,
     SixtyDbTimeoutError,
     Timeouts,
+    UnknownVoiceError,
 )
+from wyoming_60db.sixtydb.rest import RestApi
 
 
 @pytest.mark.parametrize("shape", ["split", "flat", "top_level"])
@@ -77,3 +82,23 @@ async def test_unreachable_host() -> None:
         assert TEST_KEY not in str(caught.value)
         with pytest.raises(ConnectionLostError):
             await client.check_account()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (401, b'{"success": false, "error": "Unauthorized"}', AuthenticationError),
+        (402, b'{"message": "Insufficient wallet balance"}', InsufficientCreditsError),
+        (429, b'{"error_code": "STT_CONCURRENCY_LIMIT", "details": {"limit": 8}}',
+         ConcurrencyLimitError),
+        (429, b'{"message": "Too many requests"}', RateLimitError),
+        (503, b"<html>upstream down</html>", ServerError),
+        (404, b'{"message": "Voice not found"}', UnknownVoiceError),
+        (400, b'["odd"]', ServerError),
+    ],
+)  # fmt: skip
+def test_http_status_errors(status: int, body: bytes, error: type[Exception]) -> None:
+    # 60db's documented REST statuses (§5.1) that the emulator's catalog never returns.
+    config = ClientConfig(api_key=TEST_KEY)
+    api = RestApi(None, config)  # type: ignore[arg-type]  # the session is not used
+    assert type(api._status_error(status, body)) is error
