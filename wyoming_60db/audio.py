@@ -33,11 +33,20 @@ this module for the μ-law codec costs only numpy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from .pcm import (
+    MAX_RATE,
+    MIN_RATE,
+    BytesLike,
+    FrameChunker,
+    PcmFormat,
+    UnsupportedAudioFormat,
+    frame_bytes_for,
+)
 
 if TYPE_CHECKING:
     import soxr
@@ -104,7 +113,6 @@ def _build_ulaw_decode_table() -> npt.NDArray[np.int16]:
 _ULAW_ENCODE: Final = _build_ulaw_encode_table()
 _ULAW_DECODE: Final = _build_ulaw_decode_table()
 
-BytesLike = bytes | bytearray | memoryview
 _U16LE: Final[np.dtype[np.uint16]] = np.dtype("<u2")
 
 
@@ -138,54 +146,6 @@ def mulaw_decode_array(codes: BytesLike | npt.NDArray[np.uint8]) -> npt.NDArray[
 def mulaw_decode(codes: BytesLike) -> bytes:
     """Decode G.711 μ-law bytes to PCM16 little-endian bytes."""
     return mulaw_decode_array(codes).tobytes()
-
-
-# ---------------------------------------------------------------------------
-# Formats
-# ---------------------------------------------------------------------------
-
-MIN_RATE: Final = 8000
-MAX_RATE: Final = 48000
-
-
-class UnsupportedAudioFormat(ValueError):
-    """The audio format is outside what the converter handles."""
-
-
-@dataclass(frozen=True, slots=True)
-class PcmFormat:
-    """Interleaved linear PCM: 8-bit is unsigned (as in WAV), wider is signed LE."""
-
-    rate: int
-    width: int
-    channels: int
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes per frame (one sample for every channel)."""
-        return self.width * self.channels
-
-    def validate(self) -> PcmFormat:
-        """Return self, or raise UnsupportedAudioFormat saying what is wrong."""
-        problems = []
-        if not MIN_RATE <= self.rate <= MAX_RATE:
-            problems.append(f"rate {self.rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
-        if self.width not in (1, 2, 3, 4):
-            problems.append(f"sample width {self.width} bytes is not 1, 2, 3 or 4")
-        if self.channels not in (1, 2):
-            problems.append(f"{self.channels} channels is not mono or stereo")
-        if problems:
-            raise UnsupportedAudioFormat(f"unsupported audio format {self}: " + "; ".join(problems))
-        return self
-
-
-def frame_bytes_for(rate: int, width: int, channels: int, milliseconds: int) -> int:
-    """Bytes in `milliseconds` of audio, rounded down to whole frames (at least one)."""
-    if milliseconds <= 0:
-        raise ValueError(f"milliseconds must be positive, got {milliseconds}")
-    fmt = PcmFormat(rate, width, channels).validate()
-    frames = max(1, rate * milliseconds // 1000)
-    return frames * fmt.frame_bytes
 
 
 # ---------------------------------------------------------------------------
@@ -344,56 +304,3 @@ def convert_all(audio: bytes, source: PcmFormat, target_rate: int) -> bytes:
     """One-shot conversion of a complete buffer to PCM16 mono at target_rate."""
     converter = AudioConverter(source, target_rate)
     return converter.convert(audio) + converter.flush()
-
-
-# ---------------------------------------------------------------------------
-# Re-framing
-# ---------------------------------------------------------------------------
-
-
-class FrameChunker:
-    """Re-chunk a byte stream into fixed-size frames.
-
-    Each byte is copied once, into its output frame, except the few bytes of a
-    frame that straddles two pushes, which wait in a small buffer.  An input
-    that is exactly one frame and arrives on a frame boundary is returned as is.
-    """
-
-    __slots__ = ("_buffer", "frame_bytes")
-
-    def __init__(self, frame_bytes: int) -> None:
-        if frame_bytes <= 0:
-            raise ValueError(f"frame_bytes must be positive, got {frame_bytes}")
-        self.frame_bytes = frame_bytes
-        self._buffer = bytearray()
-
-    @property
-    def pending(self) -> int:
-        """Bytes waiting for the next frame."""
-        return len(self._buffer)
-
-    def push(self, data: BytesLike) -> list[bytes]:
-        """Add data; return the frames it completes (possibly none)."""
-        size = self.frame_bytes
-        if not self._buffer and len(data) == size and isinstance(data, bytes):
-            return [data]
-        view = memoryview(data).cast("B")
-        frames: list[bytes] = []
-        start = 0
-        if self._buffer:
-            start = min(size - len(self._buffer), len(view))
-            self._buffer += view[:start]
-            if len(self._buffer) < size:
-                return frames
-            frames.append(bytes(self._buffer))
-            self._buffer.clear()
-        end = start + (len(view) - start) // size * size
-        frames.extend(view[i : i + size].tobytes() for i in range(start, end, size))
-        self._buffer += view[end:]
-        return frames
-
-    def flush(self) -> bytes:
-        """Return (and forget) the incomplete remainder, possibly b""."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
-        return rest

@@ -81,8 +81,11 @@ class Channel:
         if self._ended and self._inbox.empty():
             self._raise_outcome()
             return None
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+        # cancellation that races with the result (CPython gh-86296).
         try:
-            item = await asyncio.wait_for(self._inbox.get(), timeout)
+            async with asyncio.timeout(timeout):
+                item = await self._inbox.get()
         except TimeoutError:
             raise SixtyDbTimeoutError(
                 f"60db {self.service} sent nothing for {timeout:.1f} s"

@@ -54,6 +54,7 @@ class WarmPool(Generic[T]):
         self._reusable = reusable
         self._lent = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
         self.last_error: SixtyDbError | None = None
 
@@ -83,7 +84,7 @@ class WarmPool(Generic[T]):
         self._lent -= self._reusable
         self._drop_stale()
         if self._closed or item.closed or len(self._idle) >= self._size:
-            self._spawn(item.aclose())
+            self._close_later(item)
             self.refill()
             return
         self._idle.append((time.monotonic(), item))
@@ -96,7 +97,7 @@ class WarmPool(Generic[T]):
     def discard(self, item: T) -> None:
         """Close a taken connection that must not be reused, and replace it."""
         self._lent -= self._reusable
-        self._spawn(item.aclose())
+        self._close_later(item)
         self.refill()
 
     def refill(self, extra: int = 0) -> None:
@@ -113,7 +114,9 @@ class WarmPool(Generic[T]):
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Warm-ups are cancelled; closes under way finish (each is bounded by
+        # Timeouts.close), so no socket is left half-closed.
+        await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
         idle, self._idle = self._idle, []
         await asyncio.gather(*(item.aclose() for _, item in idle), return_exceptions=True)
 
@@ -139,10 +142,15 @@ class WarmPool(Generic[T]):
         keep: list[tuple[float, T]] = []
         for since, item in self._idle:
             if item.closed or now - since > self._max_idle:
-                self._spawn(item.aclose())
+                self._close_later(item)
             else:
                 keep.append((since, item))
         self._idle = keep
+
+    def _close_later(self, item: T) -> None:
+        task = asyncio.get_running_loop().create_task(item.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -176,7 +184,8 @@ class Slots:
     async def acquire(self) -> None:
         """Take a slot, waiting at most the queue time."""
         try:
-            await asyncio.wait_for(self._semaphore.acquire(), self._wait)
+            async with asyncio.timeout(self._wait):  # not wait_for: gh-86296 on 3.11
+                await self._semaphore.acquire()
         except TimeoutError:
             raise ConcurrencyLimitError(
                 f"all {self.limit} 60db {self.service.upper()} sessions are busy; "

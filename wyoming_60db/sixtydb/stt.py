@@ -319,7 +319,8 @@ class SttSession:
 
     async def _wait(self, event: asyncio.Event, timeout: float, what: str) -> None:
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: gh-86296 on 3.11
+                await event.wait()
         except TimeoutError:
             self._fail(SixtyDbTimeoutError(f"60db did not {what} within {timeout:.0f} s"))
 

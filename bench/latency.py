@@ -1,0 +1,527 @@
+"""Benchmark: latency the Wyoming server adds, its CPU and its memory (figures, not a test).
+
+Run with ``.venv/bin/python bench/latency.py`` (about five minutes).
+
+The server runs as a subprocess, exactly as ``wyoming-60db`` would, in front of
+the emulator (in this process) with the latencies of the issue: 100 ms for every
+new 60db connection, 150 ms to the first TTS chunk with about 1 s of audio per
+sentence streamed after it, and 200 ms of STT finalisation after
+``stop``. Every request uses a fresh Wyoming connection, as Home Assistant does.
+
+The ideal is given twice: the emulator's configured latency, and the "backend
+alone", measured by driving the same schedule straight into the emulator with
+the client core (it includes the emulator's own work, such as decoding the
+tone code at ``stop``, and the pacing of one context's flushes, which decides
+the last audio of a stream). "Added" is what the server adds on top. TTS audio
+is streamed at twice real time to keep the run short. The "after 6 s idle"
+scenarios run on five server and emulator pairs in parallel, staggered.
+
+The emulator runs in the benchmark's own process on purpose: it spends about
+0.4 CPU-core per real-time STT stream (Python work per 10 ms frame), and in a
+process of its own on this 2-vCPU machine it fell behind real time whenever
+two streams overlapped, adding seconds of "finalisation" that were its own.
+Sharing the loop throttles the clients with it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+
+from wyoming_60db.emulator import DEFAULT_VOICE_ID, Emulator, EmulatorSettings, tonecode
+from wyoming_60db.sixtydb import ClientConfig, SixtyDbClient, SttOptions, TtsOptions
+
+RUNS = 20
+IDLE_PAIRS = 5
+BASELINE_RUNS = 5
+IDLE_SECONDS = 6.0
+CONNECT_LATENCY = 0.100
+FIRST_CHUNK_LATENCY = 0.150
+FINALIZE_LATENCY = 0.200
+RATE = 16000
+TTS_CHUNK_BYTES = 2048  # the emulator's default chunk: 1024 samples, 64 ms
+CHUNK_GAP = TTS_CHUNK_BYTES / 2 / RATE / 2  # 1 s of audio streamed in 0.5 s
+SENTENCES = ("Here is the news.", " The sun is out.", " Have a nice day.")  # ~1 s each
+STT_TEXT = "Please turn on the lights in the kitchen now."  # 2.7 s of tone code
+CPU_STREAMS = 8
+CPU_STREAM_SECONDS = 10.0
+MEMORY_REQUESTS = 1000
+TTS_PRICE_PER_CHAR = 0.02 / 1000  # 60db-protocol.md §6 (3P price table)
+KEY = "sk_test_benchmark_key"
+TTS_OPTIONS = TtsOptions(voice_id=DEFAULT_VOICE_ID, sample_rate=RATE)
+
+
+# --------------------------------------------------------------------------- server process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    process: asyncio.subprocess.Process
+    port: int
+
+    def _stat(self) -> list[str]:
+        return Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    def cpu_seconds(self) -> float:
+        fields = self._stat()  # utime and stime are fields 14 and 15 (1-based)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return math.nan
+
+
+async def wait_for_port(port: int) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
+def emulator_settings(latencies: bool = True) -> EmulatorSettings:
+    if not latencies:
+        return EmulatorSettings()
+    return EmulatorSettings(
+        connect_latency=CONNECT_LATENCY,
+        first_chunk_latency=FIRST_CHUNK_LATENCY,
+        chunk_gap=CHUNK_GAP,
+        finalize_latency=FINALIZE_LATENCY,
+        tts_chunk_bytes=TTS_CHUNK_BYTES,
+    )
+
+
+@asynccontextmanager
+async def server_for(api_url: str) -> AsyncIterator[ServerProcess]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wyoming_60db", "--uri", f"tcp://127.0.0.1:{port}",
+        "--api-url", api_url, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "SIXTYDB_API_KEY": KEY},
+    )  # fmt: skip
+    server = ServerProcess(process, port)
+    try:
+        await wait_for_port(port)
+        await asyncio.sleep(0.5)  # let the warm connections finish their handshakes
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
+@asynccontextmanager
+async def emulator_and_server() -> AsyncIterator[tuple[str, ServerProcess]]:
+    async with Emulator(emulator_settings()) as emulator, server_for(emulator.base_url) as server:
+        yield emulator.base_url, server
+
+
+# --------------------------------------------------------------------------- requests
+
+
+async def read_until(client: AsyncTcpClient, last: str) -> list[tuple[float, Event]]:
+    events: list[tuple[float, Event]] = []
+    while True:
+        event = await client.read_event()
+        if event is None:
+            raise RuntimeError(f"connection closed before {last}")
+        if event.type == "error":
+            raise RuntimeError(f"server error: {event.data}")
+        events.append((time.perf_counter(), event))
+        if event.type == last:
+            return events
+
+
+def first_audio(events: Sequence[tuple[float, Event]]) -> float:
+    return next(t for t, event in events if event.type == "audio-chunk")
+
+
+def last_audio(events: Sequence[tuple[float, Event]]) -> float:
+    return [t for t, event in events if event.type == "audio-chunk"][-1]
+
+
+async def tts_first_audio(port: int) -> float:
+    """Plain ``synthesize`` of one sentence: seconds to the first audio chunk."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        start = time.perf_counter()
+        await client.write_event(Synthesize(text=SENTENCES[0]).event())
+        events = await read_until(client, "audio-stop")
+    return first_audio(events) - start
+
+
+async def streaming_tts(port: int) -> tuple[float, float]:
+    """HA's streaming order, a sentence every 0.3 s: (first audio, last audio)."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        start = time.perf_counter()
+        await client.write_event(SynthesizeStart().event())
+        # Read while writing, so every event is timed when it arrives.
+        reader = asyncio.create_task(read_until(client, "synthesize-stopped"))
+        for index, sentence in enumerate(SENTENCES):
+            await sleep_until(start + 0.3 * index)
+            await client.write_event(SynthesizeChunk(text=sentence).event())
+        await client.write_event(Synthesize(text="".join(SENTENCES)).event())  # ignored
+        await client.write_event(SynthesizeStop().event())
+        events = await reader
+    return first_audio(events) - start, last_audio(events) - start
+
+
+def speech_pcm(text: str, seconds: float) -> bytes:
+    pcm = tonecode.encode(text, RATE).astype("<i2").tobytes()
+    return pcm + bytes(max(0, int(seconds * RATE) * 2 - len(pcm)))
+
+
+async def stt_finalisation(port: int, pcm: bytes) -> float:
+    """HA's STT order at real time: seconds from ``audio-stop`` to ``transcript``."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        start = time.perf_counter()
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(RATE, 2, 1).event())
+        for index in range(0, len(pcm), 320):
+            await sleep_until(start + index / 2 / RATE)
+            await client.write_event(AudioChunk(RATE, 2, 1, pcm[index : index + 320]).event())
+        await sleep_until(start + len(pcm) / 2 / RATE)
+        stopped = time.perf_counter()
+        await client.write_event(AudioStop().event())
+        events = await read_until(client, "transcript")
+    return events[-1][0] - stopped
+
+
+async def sleep_until(moment: float) -> None:
+    delay = moment - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+# --------------------------------------------------------------------------- the backend alone
+
+
+async def direct_tts_first_audio(client: SixtyDbClient) -> float:
+    start = time.perf_counter()
+    first = math.nan
+    async for _ in client.synthesize(SENTENCES[0], TTS_OPTIONS):
+        if math.isnan(first):
+            first = time.perf_counter() - start
+    return first
+
+
+async def direct_streaming_tts(client: SixtyDbClient) -> tuple[float, float]:
+    times: list[float] = []
+    async with client.tts_context(TTS_OPTIONS) as context:
+        start = time.perf_counter()
+
+        async def speak() -> None:
+            for index, sentence in enumerate(SENTENCES):
+                await sleep_until(start + 0.3 * index)
+                await context.send_text(sentence.strip() + " ")
+                await context.flush()
+            await context.close()
+
+        sender = asyncio.create_task(speak())
+        async for _ in context.audio():
+            times.append(time.perf_counter() - start)
+        await sender
+    return times[0], times[-1]
+
+
+async def direct_stt_finalisation(client: SixtyDbClient, pcm: bytes) -> tuple[float, float]:
+    """(``stop`` → final transcript, billed cost) of one session."""
+    options = SttOptions(languages=["en"], interim_results_ms=300)
+    async with client.stt_session(options) as session:
+        start = time.perf_counter()
+        for index in range(0, len(pcm), 1920):  # the server's 60 ms frames
+            await sleep_until(start + index / 2 / RATE)
+            await session.send_audio(pcm[index : index + 1920])
+        await sleep_until(start + len(pcm) / 2 / RATE)
+        stopped = time.perf_counter()
+        result = await session.stop()
+        finalised = time.perf_counter() - stopped
+    cost = result.billing.total_cost if result.billing and result.billing.total_cost else math.nan
+    return finalised, cost
+
+
+@dataclass
+class Baseline:
+    """Medians of the same schedules driven straight into the emulator by the client core."""
+
+    tts_first: float
+    stream_first: float
+    stream_last: float
+    stt: float
+    stt_cost: float
+    """``billing_summary.total_cost`` of one 3 s STT session."""
+
+
+async def measure_baseline(api_url: str, stt_pcm: bytes) -> Baseline:
+    async with SixtyDbClient(ClientConfig(api_key=KEY, api_url=api_url)) as client:
+        client.prewarm()
+        await asyncio.sleep(0.5)
+
+        async def median_of(measure: Callable[[], Awaitable[float]]) -> float:
+            await measure()  # warm-up
+            return statistics.median([await measure() for _ in range(BASELINE_RUNS)])
+
+        streams = [await direct_streaming_tts(client) for _ in range(BASELINE_RUNS + 1)][1:]
+        stt = [await direct_stt_finalisation(client, stt_pcm) for _ in range(BASELINE_RUNS + 1)][1:]
+        return Baseline(
+            tts_first=await median_of(lambda: direct_tts_first_audio(client)),
+            stream_first=statistics.median(first for first, _ in streams),
+            stream_last=statistics.median(last for _, last in streams),
+            stt=statistics.median(seconds for seconds, _ in stt),
+            stt_cost=statistics.median(cost for _, cost in stt),
+        )
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Figure:
+    name: str
+    nominal: float | None
+    """The emulator's configured latency (None where its pacing decides)."""
+    backend: float
+    """Measured: the same schedule driven straight into the emulator by the client core."""
+    samples: list[float]
+    target: str
+
+    def row(self) -> str:
+        median = statistics.median(self.samples)
+        p95 = statistics.quantiles(self.samples, n=20)[-1]
+        nominal = "n/a" if self.nominal is None else f"{self.nominal * 1000:.0f} ms"
+        added = "" if self.nominal is None else f"{(median - self.nominal) * 1000:+.1f} ms / "
+        return (
+            f"| {self.name} | {nominal} | {self.backend * 1000:.1f} ms | "
+            f"{median * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
+            f"{added}{(median - self.backend) * 1000:+.1f} ms | "
+            f"{(p95 - self.backend) * 1000:+.1f} ms | {self.target} |"
+        )
+
+
+async def back_to_back(measure: Callable[[], Awaitable[float]]) -> list[float]:
+    await measure()  # warm-up, not counted
+    return [await measure() for _ in range(RUNS)]
+
+
+async def after_idle(
+    measure: Callable[[int], Awaitable[float]], request_seconds: float
+) -> list[float]:
+    """``RUNS`` requests, each after ``IDLE_SECONDS`` of silence, on staggered pairs."""
+    period = IDLE_SECONDS + request_seconds
+    runs_per_pair = math.ceil(RUNS / IDLE_PAIRS)
+
+    async def pair(offset: float) -> list[float]:
+        async with emulator_and_server() as (_, server):
+            await measure(server.port)  # warm-up
+            await asyncio.sleep(offset)
+            samples = []
+            for _ in range(runs_per_pair):
+                await asyncio.sleep(IDLE_SECONDS)
+                samples.append(await measure(server.port))
+            return samples
+
+    offsets = [index * period / IDLE_PAIRS for index in range(IDLE_PAIRS)]
+    results = await asyncio.gather(*(pair(offset) for offset in offsets))
+    return [sample for samples in results for sample in samples][:RUNS]
+
+
+async def latency_figures() -> tuple[list[Figure], float]:
+    stt_pcm = speech_pcm(STT_TEXT, 3.0)
+    async with emulator_and_server() as (api_url, server):
+        port = server.port
+        base = await measure_baseline(api_url, stt_pcm)
+        print("  measured: the backend alone", flush=True)
+        tts = await back_to_back(lambda: tts_first_audio(port))
+        print("  measured: TTS back to back", flush=True)
+        streams = [await streaming_tts(port) for _ in range(RUNS + 1)][1:]
+        print("  measured: streaming TTS", flush=True)
+        stt = await back_to_back(lambda: stt_finalisation(port, stt_pcm))
+        print("  measured: STT back to back", flush=True)
+    tts_idle = await after_idle(tts_first_audio, 0.8)
+    print("  measured: TTS after idle", flush=True)
+    stt_idle = await after_idle(lambda port: stt_finalisation(port, stt_pcm), 3.3)
+    print("  measured: STT after idle", flush=True)
+    tts_first = "TTS, one sentence, first audio"
+    stream = "streaming TTS, 3 sentences as chunks 0.3 s apart"
+    stt_name = "STT, 3 s in 10 ms chunks at real time: audio-stop → transcript"
+    firsts, lasts = [first for first, _ in streams], [last for _, last in streams]
+    tts_latency, stt_latency = FIRST_CHUNK_LATENCY, FINALIZE_LATENCY
+    figures = [
+        Figure(f"{tts_first}, back to back", tts_latency, base.tts_first, tts, "≤ 5 ms"),
+        Figure(f"{tts_first}, after 6 s idle", tts_latency, base.tts_first, tts_idle, "≤ 5 ms"),
+        Figure(f"{stream}: first audio", tts_latency, base.stream_first, firsts, "≤ 10 ms"),
+        Figure(f"{stream}: last audio", None, base.stream_last, lasts, "≤ 50 ms"),
+        Figure(f"{stt_name}, back to back", stt_latency, base.stt, stt, "≤ 5 ms"),
+        Figure(f"{stt_name}, after 6 s idle", stt_latency, base.stt, stt_idle, "≤ 5 ms"),
+    ]
+    return figures, base.stt_cost
+
+
+def cpu_stream_pcm() -> bytes:
+    """10 s of short phrases with pauses, as people speak.
+
+    The emulator decodes a whole utterance again at every interim result, so
+    eight unbroken 10 s utterances would overload it, not the server.
+    """
+    phrase = speech_pcm("Lights on.", 1.3)  # 0.6 s of tone code, 0.7 s of silence
+    repeats = math.ceil(CPU_STREAM_SECONDS * RATE * 2 / len(phrase))
+    return (phrase * repeats)[: int(CPU_STREAM_SECONDS * RATE) * 2]
+
+
+async def cpu_per_audio_second() -> tuple[float, float]:
+    """Server CPU-seconds per second of audio, 8 concurrent 10 s STT streams, and the floor."""
+    pcm = cpu_stream_pcm()
+    async with emulator_and_server() as (_, server):
+        await stt_finalisation(server.port, speech_pcm("warm up.", 1.0))
+        before = server.cpu_seconds()
+        await asyncio.gather(*(stt_finalisation(server.port, pcm) for _ in range(CPU_STREAMS)))
+        used = server.cpu_seconds() - before
+    return used / (CPU_STREAMS * CPU_STREAM_SECONDS), await floor_cpu_per_audio_second(pcm)
+
+
+# A server that only reads the same events with the server's own reader and
+# does nothing else: what receiving HA's events costs on this machine at all.
+FLOOR_SERVER = """
+import asyncio, sys
+from wyoming_60db.wire import EventLimits, read_event
+
+async def handle(reader, writer):
+    while await read_event(reader, EventLimits()) is not None:
+        pass
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+async def floor_cpu_per_audio_second(pcm: bytes) -> float:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOR_SERVER, str(port))
+    reader = ServerProcess(process, port)
+    try:
+        await asyncio.sleep(1.0)
+        before = reader.cpu_seconds()
+        await asyncio.gather(*(send_audio_only(port, pcm) for _ in range(CPU_STREAMS)))
+        return (reader.cpu_seconds() - before) / (CPU_STREAMS * CPU_STREAM_SECONDS)
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def send_audio_only(port: int, pcm: bytes) -> None:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        start = time.perf_counter()
+        await client.write_event(AudioStart(RATE, 2, 1).event())
+        for index in range(0, len(pcm), 320):
+            await sleep_until(start + index / 2 / RATE)
+            await client.write_event(AudioChunk(RATE, 2, 1, pcm[index : index + 320]).event())
+        await client.write_event(AudioStop().event())
+
+
+async def quick_request(port: int, index: int, pcm: bytes) -> None:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        if index % 2:
+            await client.write_event(Synthesize(text=f"Request {index}.").event())
+            await read_until(client, "audio-stop")
+            return
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(RATE, 2, 1).event())
+        for start in range(0, len(pcm), 320):
+            await client.write_event(AudioChunk(RATE, 2, 1, pcm[start : start + 320]).event())
+        await client.write_event(AudioStop().event())
+        await read_until(client, "transcript")
+
+
+async def memory_figures() -> list[tuple[int, float]]:
+    """RSS (MiB) idle and after every 250 of 1,000 requests (STT and TTS alternating)."""
+    pcm = speech_pcm("Lights on.", 1.0)
+    async with (
+        Emulator(emulator_settings(latencies=False)) as emulator,
+        server_for(emulator.base_url) as server,
+    ):
+        points = [(0, server.rss_mib())]
+        semaphore = asyncio.Semaphore(4)
+
+        async def one(index: int) -> None:
+            async with semaphore:
+                await quick_request(server.port, index, pcm)
+
+        for block in range(4):
+            await asyncio.gather(*(one(block * 250 + i) for i in range(250)))
+            points.append(((block + 1) * 250, server.rss_mib()))
+    return points
+
+
+async def main() -> None:
+    started = time.perf_counter()
+    print(f"Latency: {RUNS} runs per scenario, fresh connection per request", flush=True)
+    figures, stt_cost = await latency_figures()
+    print("Measuring CPU (8 concurrent 10 s STT streams) ...", flush=True)
+    cpu, floor = await cpu_per_audio_second()
+    print(f"Measuring memory over {MEMORY_REQUESTS} requests ...", flush=True)
+    memory = await memory_figures()
+
+    print()
+    print(
+        "| scenario | emulator latency | backend alone (measured) | server median | server p95 "
+        "| added, median (over latency / over backend) | added, p95 (over backend) "
+        "| target added |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for figure in figures:
+        print(figure.row())
+    print()
+    print(
+        f"CPU, {CPU_STREAMS} concurrent STT streams of {CPU_STREAM_SECONDS:.0f} s: "
+        f"{cpu:.4f} server CPU-seconds per audio-second (target ≤ 0.004); only reading "
+        f"the same events costs {floor:.4f} on this machine"
+    )
+    print(
+        "RSS of the server: "
+        + ", ".join(f"{mib:.1f} MiB after {n}" for n, mib in memory)
+        + " requests (target ≤ 50 MiB and flat)"
+    )
+    tts_chars = len(SENTENCES[0])
+    print(
+        f"Cost per request: STT 3 s = ${stt_cost:.6f} (60db billing_summary.total_cost); "
+        f"TTS one sentence ({tts_chars} chars) ≈ ${tts_chars * TTS_PRICE_PER_CHAR:.6f} "
+        "(estimate: 60db's TTS WebSocket sends no billing summary; $0.02 per 1,000 chars)"
+    )
+    print(f"(benchmark took {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

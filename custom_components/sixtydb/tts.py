@@ -1,0 +1,198 @@
+"""Text-to-speech through 60db's streaming WebSocket (60db-protocol.md §3).
+
+A streamed answer uses one 60db context: each sentence is sent and flushed the
+moment the language model finishes it, and audio is relayed while later
+sentences are still being written. Home Assistant hears the first words after
+the first sentence, not after the whole answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+from homeassistant.components.tts import ATTR_VOICE, TtsAudioType, Voice
+from homeassistant.components.tts.entity import (
+    # Imported from the entity module: 2025.4 does not re-export TTSAudioResponse.
+    TextToSpeechEntity,
+    TTSAudioRequest,
+    TTSAudioResponse,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from sentence_stream import SentenceBoundaryDetector
+
+from wyoming_60db.sixtydb import (
+    MAX_TEXT_CHARS,
+    SixtyDbError,
+    TtsContext,
+    TtsOptions,
+)
+from wyoming_60db.sixtydb import Voice as SixtyDbVoice
+
+from .audio import wav_file, wav_header
+from .const import CONF_SIMILARITY, CONF_SPEED, CONF_STABILITY, CONF_VOICE, TTS_SAMPLE_RATE
+from .coordinator import Catalog, SixtyDbConfigEntry
+from .entity import SixtyDbEntity
+from .errors import ha_error, translated_error
+
+# Each request holds its own 60db context; the client queues beyond 60db's limit.
+PARALLEL_UPDATES = 0
+
+NUMBER_OPTIONS = (CONF_SPEED, CONF_STABILITY, CONF_SIMILARITY)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SixtyDbConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the TTS entity of a config entry."""
+    async_add_entities([SixtyDbTtsEntity(entry)])
+
+
+class SixtyDbTtsEntity(SixtyDbEntity, TextToSpeechEntity):
+    """60db streaming text-to-speech."""
+
+    def __init__(self, entry: SixtyDbConfigEntry) -> None:
+        super().__init__(entry, "tts")
+        self._attr_supported_options = [ATTR_VOICE, *NUMBER_OPTIONS]
+
+    # Plain properties, not HA's cached _attr_ ones: both follow the catalog
+    # refresh and the options at once, without a reload.
+    @property
+    def supported_languages(self) -> list[str]:
+        """Languages with at least one voice in the cached catalog."""
+        return self.coordinator.data.tts_languages
+
+    @property
+    def default_language(self) -> str:
+        """The default voice's language."""
+        return default_language(self.coordinator.data, self.option(CONF_VOICE))
+
+    @callback
+    def async_get_supported_voices(self, language: str) -> list[Voice] | None:
+        """Voices for ``language`` from the cached catalog, the default voice first."""
+        voices = list(self.coordinator.data.voices_for(language))
+        default_id = self.option(CONF_VOICE)
+        voices.sort(key=lambda voice: voice.voice_id != default_id)
+        return [Voice(voice.voice_id, _label(voice)) for voice in voices] or None
+
+    async def async_get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> TtsAudioType:
+        """Speak ``message`` and return one WAV file."""
+        settings = self._settings(language, options)
+        if len(message) > MAX_TEXT_CHARS:
+            raise ha_error("text_too_long")
+        try:
+            pcm = b"".join([chunk async for chunk in self.client.synthesize(message, settings)])
+        except SixtyDbError as err:
+            self.report_outcome(err)
+            raise translated_error(err) from err
+        self.report_outcome()
+        return "wav", wav_file(pcm, settings.sample_rate)
+
+    async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
+        """Speak text while it is still being written (HA 2025.4+)."""
+        settings = self._settings(request.language, request.options)
+        return TTSAudioResponse("wav", self._stream(request.message_gen, settings))
+
+    async def _stream(
+        self, message_gen: AsyncGenerator[str, None], settings: TtsOptions
+    ) -> AsyncGenerator[bytes, None]:
+        # One header of unknown length first, then raw PCM as 60db sends it.
+        yield wav_header(settings.sample_rate)
+        try:
+            async with self.client.tts_context(settings) as context:
+                writer = asyncio.create_task(_speak_sentences(message_gen, context))
+                try:
+                    async for chunk in context.audio():
+                        yield chunk
+                    await writer  # re-raises what stopped the text, if anything did
+                finally:
+                    writer.cancel()
+                    await asyncio.gather(writer, return_exceptions=True)
+        except SixtyDbError as err:
+            self.report_outcome(err)
+            raise translated_error(err) from err
+        self.report_outcome()
+
+    def _settings(self, language: str, options: Mapping[str, Any]) -> TtsOptions:
+        """The voice and voice settings of one request, validated before any network call."""
+        voice = _choose_voice(self.coordinator.data, language, options, self.option(CONF_VOICE))
+        numbers = {key: self._number(options, key) for key in NUMBER_OPTIONS}
+        try:
+            return TtsOptions(
+                voice_id=voice.voice_id,
+                encoding="LINEAR16",
+                sample_rate=TTS_SAMPLE_RATE,
+                speed=numbers[CONF_SPEED],
+                stability=numbers[CONF_STABILITY],
+                similarity=numbers[CONF_SIMILARITY],
+            )
+        except SixtyDbError as err:  # out of range
+            raise translated_error(err) from err
+
+    def _number(self, options: Mapping[str, Any], key: str) -> float:
+        value = options.get(key, self.option(key))
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ha_error("invalid_option", option=key, value=str(value)) from None
+
+
+def default_language(catalog: Catalog, voice_id: str) -> str:
+    """The default voice's language, else English, else the first language there is."""
+    languages = catalog.tts_languages
+    voice = catalog.voice(voice_id)
+    if voice is not None and voice.language in languages:
+        return voice.language
+    if not languages or "en" in languages:
+        return "en"
+    return languages[0]
+
+
+def _choose_voice(
+    catalog: Catalog, language: str, options: Mapping[str, Any], default_id: str
+) -> SixtyDbVoice:
+    if requested := options.get(ATTR_VOICE):
+        voice = catalog.voice(str(requested))
+        if voice is None:
+            raise ha_error("unknown_voice", voice=str(requested))
+        return voice
+    candidates = catalog.voices_for(language or "")
+    if not candidates:
+        raise ha_error("unsupported_language", language=str(language))
+    default = catalog.voice(default_id)
+    return default if default is not None and default in candidates else candidates[0]
+
+
+async def _speak_sentences(message_gen: AsyncGenerator[str, None], context: TtsContext) -> None:
+    """Send each sentence as soon as it is complete; LLM deltas end anywhere."""
+    detector = SentenceBoundaryDetector()
+    try:
+        async for delta in message_gen:
+            for sentence in detector.add_chunk(delta):
+                await _speak(context, sentence)
+        await _speak(context, detector.finish())
+    finally:
+        # Closing ends context.audio() after the last audio, also after an error here.
+        with contextlib.suppress(SixtyDbError, HomeAssistantError):
+            await context.close()
+
+
+async def _speak(context: TtsContext, text: str) -> None:
+    if text := text.strip():
+        await context.send_text(text)
+        await context.flush()
+
+
+def _label(voice: SixtyDbVoice) -> str:
+    details = [part for part in (voice.gender, voice.accent) if part]
+    if voice.is_cloned:
+        details.append("cloned")
+    return f"{voice.name} ({', '.join(details)})" if details else voice.name

@@ -1,0 +1,202 @@
+"""A real server on loopback, the real emulator behind it, and HA-shaped clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
+
+from tests.conftest import TEST_KEY
+from wyoming_60db.backend import Backend, ServerSettings, start_backend, stop_backend
+from wyoming_60db.emulator import Emulator, EmulatorSettings, SttRecord, tonecode
+from wyoming_60db.server import serving
+from wyoming_60db.sixtydb import Timeouts
+
+# Far above what loopback needs, short enough that a hang fails fast.
+SERVER_TEST_TIMEOUTS = Timeouts(
+    connect=2.0, rest=2.0, tts_first_audio=2.0, tts_chunk_gap=2.0,
+    stt_ready=2.0, stt_finalize=2.0, queue=0.3, close=1.0,
+)  # fmt: skip
+WAIT = 10.0  # every test wait is bounded by this
+RATE = 16000
+CHUNK_BYTES = 320  # HA: 10 ms of 16 kHz 16-bit mono (ha-and-wyoming.md §2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    settings: ServerSettings
+    backend: Backend
+    port: int
+
+    def client(self) -> AsyncTcpClient:
+        return AsyncTcpClient("127.0.0.1", self.port)
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    emulator: Emulator | None, **overrides: Any
+) -> AsyncIterator[RunningServer]:
+    """The real server (backend + listener) on a free loopback port."""
+    port = free_port()
+    settings = ServerSettings(
+        uri=f"tcp://127.0.0.1:{port}",
+        api_key=TEST_KEY,
+        api_url=emulator.base_url if emulator else "http://127.0.0.1:9",
+        timeouts=SERVER_TEST_TIMEOUTS,
+        catalog_timeout=2.0,
+        drain_seconds=3.0,
+        drain_idle_seconds=0.3,
+        write_timeout=3.0,
+        shutdown_grace=1.0,
+    )
+    settings = dataclasses.replace(settings, **overrides)
+    backend = await start_backend(settings)
+    try:
+        async with serving(settings, backend):
+            yield RunningServer(settings, backend, port)
+    finally:
+        await stop_backend(backend)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(EmulatorSettings()) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def server(emulator: Emulator) -> AsyncIterator[RunningServer]:
+    async with running_server(emulator) as running:
+        yield running
+
+
+# --------------------------------------------------------------------------- events
+
+
+def speech(text: str, rate: int = RATE, silence: float = 0.3) -> bytes:
+    """Tone-coded audio the emulator transcribes as ``text``, then some silence."""
+    pcm = tonecode.encode(text, rate).astype("<i2").tobytes()
+    return pcm + bytes(int(rate * silence) * 2)
+
+
+def heard(pcm: bytes, rate: int = RATE) -> str:
+    """What the emulator's tone code in ``pcm`` says."""
+    return tonecode.decode(np.frombuffer(pcm, dtype="<i2"), rate)
+
+
+def audio_events(
+    pcm: bytes, rate: int = RATE, width: int = 2, channels: int = 1, chunk: int = CHUNK_BYTES
+) -> list[Event]:
+    events = [AudioStart(rate, width, channels).event()]
+    events += [
+        AudioChunk(rate, width, channels, pcm[i : i + chunk]).event()
+        for i in range(0, len(pcm), chunk)
+    ]
+    return [*events, AudioStop().event()]
+
+
+def ha_stt_events(pcm: bytes, language: str | None = "en") -> list[Event]:
+    """Home Assistant's STT order: transcribe, audio-start, 10 ms chunks, audio-stop."""
+    return [Transcribe(language=language).event(), *audio_events(pcm)]
+
+
+def ha_streaming_tts_events(chunks: Sequence[str], voice: str | None = None) -> list[Event]:
+    """HA's streaming TTS order, with the full text repeated as a plain synthesize."""
+    synth_voice = SynthesizeVoice(name=voice) if voice else None
+    return [
+        SynthesizeStart(voice=synth_voice).event(),
+        *(SynthesizeChunk(text=chunk).event() for chunk in chunks),
+        Synthesize(text="".join(chunks), voice=synth_voice).event(),
+        SynthesizeStop().event(),
+    ]
+
+
+async def read_until(client: AsyncTcpClient, last: Iterable[str]) -> list[Event]:
+    """Events up to and including the first of type ``last`` (or the end of the stream)."""
+    stop = set(last)
+    events: list[Event] = []
+    async with asyncio.timeout(WAIT):
+        while True:
+            event = await client.read_event()
+            if event is None:
+                return events
+            events.append(event)
+            if event.type in stop:
+                return events
+
+
+async def exchange(
+    server: RunningServer, events: Iterable[Event], last: Iterable[str]
+) -> list[Event]:
+    """One request on a fresh connection, as HA makes it."""
+    async with asyncio.timeout(WAIT), server.client() as client:
+        for event in events:
+            await client.write_event(event)
+        return await read_until(client, last)
+
+
+async def refused(port: int) -> bool:
+    """Whether the server closes a new connection without answering ``describe``."""
+    async with asyncio.timeout(WAIT):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"type": "describe"}\n')
+        try:
+            answer = await reader.readline()  # the info header, or b"" when closed
+        except ConnectionResetError:
+            answer = b""  # closed with the describe unread: a reset is fine here
+        writer.close()
+    return answer == b""
+
+
+def types(events: Iterable[Event]) -> list[str]:
+    return [event.type for event in events]
+
+
+def error_of(events: Sequence[Event]) -> tuple[str, str | None]:
+    errors = [e for e in events if e.type == "error"]
+    assert errors, f"no error event in {types(events)}"
+    return errors[0].data["text"], errors[0].data.get("code")
+
+
+def audio_of(events: Iterable[Event]) -> bytes:
+    return b"".join(e.payload or b"" for e in events if e.type == "audio-chunk")
+
+
+def started_sessions(emulator: Emulator) -> list[SttRecord]:
+    """STT sessions that got a ``start`` (warm connections that never did are left out)."""
+    return [session for session in emulator.stt_sessions if session.start is not None]
+
+
+async def eventually(condition: Any, what: str, timeout: float = WAIT) -> None:
+    """Poll ``condition()`` until true (bounded)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 - polling emulator records
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None

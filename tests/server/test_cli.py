@@ -1,0 +1,254 @@
+"""The command line: every flag, its environment variable, and the real process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from wyoming.client import AsyncClient, AsyncTcpClient
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize
+
+from tests.server.conftest import WAIT, eventually, free_port, heard, read_until
+from wyoming_60db import __version__
+from wyoming_60db.__main__ import RedactSecrets, parse_command_line
+from wyoming_60db.allow import AllowList
+
+KEY = "sk_live_command_line_secret_123"
+
+
+def parse(*argv: str, **env: str) -> object:
+    return parse_command_line(list(argv), env).settings
+
+
+def test_defaults() -> None:
+    command = parse_command_line([], {})
+    settings = command.settings
+    assert settings.uri == "tcp://0.0.0.0:10300"
+    assert settings.api_key is None and settings.api_url == "https://api.60db.ai"
+    assert settings.languages == ("auto",) and settings.voice is None
+    assert settings.stt_encoding == "linear"
+    assert (settings.tts_sample_rate, settings.tts_speed) == (16000, 1.0)
+    assert settings.zeroconf is None and not settings.demo
+    assert settings.allow == AllowList.default()
+    assert not command.debug and command.log_format == logging.BASIC_FORMAT
+
+
+def test_every_flag() -> None:
+    command = parse_command_line(
+        [
+            "--uri", "unix:///tmp/60db.sock", "--api-key", KEY,
+            "--api-url", "http://localhost:8600", "--language", "en-US",
+            "--language", "de,hi", "--voice", "Zara", "--stt-encoding", "mulaw",
+            "--tts-sample-rate", "24000", "--tts-speed", "1.5", "--zeroconf",
+            "--allow", "10.1.0.0/16", "--allow", "192.168.5.7", "--debug",
+            "--log-format", "%(message)s",
+        ],
+        {},
+    )  # fmt: skip
+    settings = command.settings
+    assert settings.uri == "unix:///tmp/60db.sock"
+    assert settings.api_key == KEY and settings.api_url == "http://localhost:8600"
+    assert settings.languages == ("en", "de", "hi")
+    assert settings.voice == "Zara" and settings.stt_encoding == "mulaw"
+    assert (settings.tts_sample_rate, settings.tts_speed) == (24000, 1.5)
+    assert settings.zeroconf == "60db"
+    assert settings.allow == AllowList.from_cidrs(["10.1.0.0/16", "192.168.5.7/32"])
+    assert command.debug and command.log_format == "%(message)s"
+
+
+def test_every_environment_variable() -> None:
+    env = {
+        "SIXTYDB_URI": "tcp://127.0.0.1:10555", "SIXTYDB_API_KEY": KEY,
+        "SIXTYDB_API_URL": "http://localhost:1", "SIXTYDB_LANGUAGE": "en, auto",
+        "SIXTYDB_VOICE": "Arjun", "SIXTYDB_STT_ENCODING": "mulaw",
+        "SIXTYDB_TTS_SAMPLE_RATE": "8000", "SIXTYDB_TTS_SPEED": "0.5",
+        "SIXTYDB_ZEROCONF": "kitchen-60db", "SIXTYDB_ALLOW": "10.0.0.0/8,fd00::/8",
+        "SIXTYDB_DEMO": "yes", "SIXTYDB_DEBUG": "1", "SIXTYDB_LOG_FORMAT": "%(levelname)s",
+    }  # fmt: skip
+    command = parse_command_line([], env)
+    settings = command.settings
+    assert settings.uri == "tcp://127.0.0.1:10555" and settings.api_url == "http://localhost:1"
+    assert settings.languages == ("en", "auto")
+    assert settings.voice == "Arjun" and settings.stt_encoding == "mulaw"
+    assert (settings.tts_sample_rate, settings.tts_speed) == (8000, 0.5)
+    assert settings.zeroconf == "kitchen-60db"
+    assert settings.allow == AllowList.from_cidrs(["10.0.0.0/8", "fd00::/8"])
+    assert settings.demo and settings.api_key is None  # --demo needs no key
+    assert command.debug and command.log_format == "%(levelname)s"
+
+
+def test_command_line_wins_over_the_environment() -> None:
+    env = {"SIXTYDB_LANGUAGE": "de", "SIXTYDB_TTS_SAMPLE_RATE": "8000", "SIXTYDB_DEBUG": "1"}
+    command = parse_command_line(["--language", "fr", "--tts-sample-rate", "48000"], env)
+    assert command.settings.languages == ("fr",)
+    assert command.settings.tts_sample_rate == 48000
+
+
+def test_zeroconf_name_and_switch_from_the_environment() -> None:
+    assert parse_command_line(["--zeroconf", "den"], {}).settings.zeroconf == "den"
+    assert parse_command_line([], {"SIXTYDB_ZEROCONF": "true"}).settings.zeroconf == "60db"
+    assert parse_command_line([], {"SIXTYDB_ZEROCONF": "0"}).settings.zeroconf is None
+
+
+def test_api_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(f"  {KEY}\n")
+    assert parse_command_line(["--api-key-file", str(key_file)], {}).settings.api_key == KEY
+    env = {"SIXTYDB_API_KEY_FILE": str(key_file)}
+    assert parse_command_line([], env).settings.api_key == KEY
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tts-sample-rate", "44100"], "--tts-sample-rate must be one of"),
+        (["--tts-speed", "3"], "--tts-speed must be between"),
+        (["--tts-speed", "fast"], "is not a number"),
+        (["--stt-encoding", "opus"], "--stt-encoding must be linear or mulaw"),
+        (["--allow", "not-a-network"], "--allow"),
+        (["--uri", "http://x:1"], "--uri"),
+        (["--uri", "tcp://localhost"], "--uri"),
+        (["--api-url", "ftp://example"], "--api-url"),
+        (["--language", "english!"], "is not a language code"),
+        (["--api-key", KEY, "--api-key-file", "/x"], "not both"),
+        (["--api-key-file", "/nonexistent/key"], "cannot read --api-key-file"),
+    ],
+)
+def test_bad_values_exit_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_command_line(argv, {})
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_boolean_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_command_line([], {"SIXTYDB_DEMO": "maybe"})
+    assert "SIXTYDB_DEMO must be true or false" in capsys.readouterr().err
+
+
+def test_empty_api_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "key").write_text("\n")
+    with pytest.raises(SystemExit):
+        parse_command_line(["--api-key-file", str(tmp_path / "key")], {})
+    assert "is empty" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_command_line(["--version"], {})
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == __version__
+
+
+def test_log_filter_redacts_the_key_from_any_logger() -> None:
+    record = logging.LogRecord(
+        "aiohttp", logging.DEBUG, "", 0, "GET %s", (f"/ws?apiKey={KEY}",), None
+    )
+    assert RedactSecrets([KEY]).filter(record)
+    assert record.getMessage() == "GET /ws?apiKey=***"
+
+
+# --------------------------------------------------------------------------- the process
+
+
+async def start_process(
+    *argv: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wyoming_60db", *argv,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+async def wait_for_port(port: int) -> None:
+    async with asyncio.timeout(WAIT):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
+@pytest.fixture
+async def demo_process() -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    port = free_port()
+    process = await start_process("--demo", "--uri", f"tcp://127.0.0.1:{port}", "--debug")
+    try:
+        yield process, port
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_demo_mode_serves_without_a_key_and_stops_on_sigterm(
+    demo_process: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    process, port = demo_process
+    await wait_for_port(port)
+    async with asyncio.timeout(WAIT), AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        info = Info.from_event((await read_until(client, ["info"]))[-1])
+        await client.write_event(Synthesize(text="Demo works.").event())
+        events = await read_until(client, ["audio-stop", "error"])
+    assert len(info.tts[0].voices) == 8
+    assert heard(b"".join(e.payload or b"" for e in events if e.type == "audio-chunk")) == (
+        "demo works."
+    )
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(WAIT):
+        assert await process.wait() == 0
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    assert "Demo mode" in log and "Stopping" in log and "Traceback" not in log
+
+
+async def test_stdio_uri(tmp_path: Path) -> None:
+    process = await start_process("--demo", "--uri", "stdio://")
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        async with asyncio.timeout(WAIT):
+            await async_write_event(Describe().event(), process.stdin)
+            event = await async_read_event(process.stdout)
+            assert event is not None and event.type == "info"
+            process.stdin.close()
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_unix_uri_and_missing_key_log(tmp_path: Path) -> None:
+    socket_path = tmp_path / "60db.sock"
+    process = await start_process("--uri", f"unix://{socket_path}", env={"SIXTYDB_API_KEY": ""})
+    try:
+        await eventually(socket_path.exists, "the server to listen")
+        async with asyncio.timeout(WAIT):
+            async with AsyncClient.from_uri(f"unix://{socket_path}") as client:
+                await client.write_event(Describe().event())
+                event: Event | None = await client.read_event()
+            assert event is not None and event.type == "info"
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+        assert process.stderr is not None
+        assert "no 60db API key is configured" in (await process.stderr.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -1,0 +1,270 @@
+"""Text-to-speech through Home Assistant's own TTS helpers, batch and streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from collections.abc import AsyncGenerator
+
+import numpy as np
+import pytest
+from homeassistant.components import tts
+from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.components.tts.helper import get_engine_instance
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.sixtydb import tts as sixtydb_tts
+from custom_components.sixtydb.const import DOMAIN, TTS_SAMPLE_RATE
+from custom_components.sixtydb.issues import no_credits_issue_id
+from wyoming_60db.emulator import Emulator, Fault, tonecode
+from wyoming_60db.sixtydb import DEFAULT_VOICE_ID, MAX_TEXT_CHARS
+
+from .conftest import TTS_ENTITY, bounded, wait_for
+
+ANSWER = "Hello there. How are you today? I am fine."
+WAV_OPTIONS = {"preferred_format": "wav"}  # what the entity makes: no ffmpeg conversion
+
+
+def _entity(hass: HomeAssistant) -> sixtydb_tts.SixtyDbTtsEntity:
+    entity = get_engine_instance(hass, TTS_ENTITY)
+    assert isinstance(entity, sixtydb_tts.SixtyDbTtsEntity)
+    return entity
+
+
+def _heard(wav_bytes: bytes) -> str:
+    """What the emulator's tone code says the WAV contains."""
+    # A streamed WAV says 0 frames (unknown length): read the PCM after the header.
+    with wave.open(io.BytesIO(wav_bytes)) as reader:
+        rate, width, channels = reader.getframerate(), reader.getsampwidth(), reader.getnchannels()
+    assert (rate, width, channels) == (TTS_SAMPLE_RATE, 2, 1)
+    pcm = wav_bytes[44:]
+    return tonecode.decode(np.frombuffer(pcm, dtype="<i2"), rate)
+
+
+async def _collect(stream: AsyncGenerator[bytes, None]) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+async def test_catalog_languages_and_voices(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """Languages and voices come from the cached catalog, the default voice first."""
+    entity = _entity(hass)
+    assert {"en", "hi", "es", "fr"} <= set(entity.supported_languages)
+    assert entity.default_language == "en"
+    english = entity.async_get_supported_voices("en")
+    assert english is not None
+    assert english[0].voice_id == DEFAULT_VOICE_ID
+    assert english[0].name.startswith("Zara (")
+    assert entity.async_get_supported_voices("en-US") == english
+    hindi = [voice.name.split(" (")[0] for voice in entity.async_get_supported_voices("hi") or []]
+    assert {"Priya", "Kabir"} <= set(hindi)
+    assert entity.async_get_supported_voices("xx") is None
+    assert set(entity.supported_options) == {"voice", "speed", "stability", "similarity"}
+
+
+async def test_batch_through_home_assistant(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A whole message through HA's result stream comes back as one WAV."""
+    stream = tts.async_create_stream(hass, TTS_ENTITY, "en", dict(WAV_OPTIONS))
+    stream.async_set_message(ANSWER)
+    data = await bounded(_collect(stream.async_stream_result()))
+    assert data[:4] == b"RIFF"
+    assert _heard(data) == tonecode.normalize(ANSWER)
+    context = emulator.tts_contexts[-1]
+    assert context.create["voice_id"] == DEFAULT_VOICE_ID
+    assert (context.encoding, context.sample_rate) == ("LINEAR16", TTS_SAMPLE_RATE)
+
+
+async def test_async_get_tts_audio_returns_a_wav_file(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The non-streaming entity API returns a complete WAV with the voice settings applied."""
+    extension, data = await bounded(
+        _entity(hass).async_get_tts_audio(
+            ANSWER, "hi", {"voice": "Kabir", "speed": "1.5", "stability": 20}
+        )
+    )
+    assert extension == "wav"
+    assert data is not None
+    with wave.open(io.BytesIO(data)) as reader:
+        assert reader.getnframes() == (len(data) - 44) // 2  # a real length, not 0
+    assert _heard(data) == tonecode.normalize(ANSWER)
+    create = emulator.tts_contexts[-1].create
+    assert create["voice_id"] == "7a1b2c3d-4e5f-4061-8293-a4b5c6d7e803"  # Kabir
+    assert (create["speed"], create["stability"], create["similarity"]) == (1.5, 20.0, 75.0)
+
+
+async def test_streaming_speaks_before_the_text_is_complete(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The first audio is yielded while message_gen is still producing text."""
+    first_audio = asyncio.Event()
+    exhausted = False
+
+    async def message_gen() -> AsyncGenerator[str, None]:
+        nonlocal exhausted
+        # LLM deltas end anywhere, not on sentence boundaries.
+        for delta in ("Hello th", "ere. How are", " you"):
+            yield delta
+        # Wait (bounded) for audio of the first sentence before writing more.
+        # If the entity waited for the whole text, the test fails after 5 s.
+        try:
+            async with asyncio.timeout(5):
+                await first_audio.wait()
+        except TimeoutError:
+            pass
+        for delta in (" today? I am", " fine."):
+            yield delta
+        exhausted = True
+
+    if hasattr(tts.ResultStream, "async_set_message_stream"):  # HA 2025.7+
+        stream = tts.async_create_stream(hass, TTS_ENTITY, "en", dict(WAV_OPTIONS))
+        stream.async_set_message_stream(message_gen())
+        audio = stream.async_stream_result()
+    else:  # 2025.4: HA's streaming entry point on the entity itself
+        response = await _entity(hass).internal_async_stream_tts_audio(
+            TTSAudioRequest("en", {}, message_gen())
+        )
+        assert response.extension == "wav"
+        audio = response.data_gen
+
+    data = b""
+    audio_before_end = None
+    async with asyncio.timeout(20):
+        async for chunk in audio:
+            data += chunk
+            if audio_before_end is None and len(data) > 44:  # PCM after the WAV header
+                audio_before_end = not exhausted
+                first_audio.set()
+    assert audio_before_end is True, "no audio before message_gen was exhausted"
+    assert exhausted
+    assert _heard(data) == tonecode.normalize(ANSWER)
+    # One context, one flush per sentence as it completed.
+    context = emulator.tts_contexts[-1]
+    assert context.texts == ["Hello there.", "How are you today?", "I am fine."]
+    assert context.flush_count == 3
+
+
+@pytest.mark.parametrize(
+    ("language", "options", "key"),
+    [
+        ("en", {"voice": "Nobody"}, "unknown_voice"),
+        ("xx", {}, "unsupported_language"),
+        ("en", {"speed": "fast"}, "invalid_option"),
+        ("en", {"speed": 5}, "invalid_request"),
+    ],
+)
+async def test_bad_requests_raise_translated_errors(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    language: str,
+    options: dict[str, object],
+    key: str,
+) -> None:
+    """Unknown voices, languages and settings fail with a translation key, before 60db."""
+    entity = _entity(hass)
+    with pytest.raises(HomeAssistantError) as raised:
+        await entity.async_get_tts_audio("Hi.", language, options)
+    assert raised.value.translation_domain == DOMAIN
+    assert raised.value.translation_key == key
+    message = str(raised.value)  # rendered from translations/en.json
+    assert message != key
+    assert "{" not in message
+    with pytest.raises(HomeAssistantError) as raised:
+        await entity.async_stream_tts_audio(TTSAudioRequest(language, options, _text("Hi.")))
+    assert raised.value.translation_key == key
+
+
+async def _text(*parts: str) -> AsyncGenerator[str, None]:
+    for part in parts:
+        yield part
+
+
+async def test_text_too_long(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    """Over-long text is refused without a request."""
+    with pytest.raises(HomeAssistantError) as raised:
+        await _entity(hass).async_get_tts_audio("a" * (MAX_TEXT_CHARS + 1), "en", {})
+    assert raised.value.translation_key == "text_too_long"
+
+
+async def test_streamed_text_too_long_for_one_context(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """A streamed answer beyond 60db's per-context limit ends with text_too_long."""
+    response = await _entity(hass).async_stream_tts_audio(
+        TTSAudioRequest("en", {}, _text("Short. ", "b" * 50_001, " end."))
+    )
+    with pytest.raises(HomeAssistantError) as raised:
+        await bounded(_collect(response.data_gen))
+    assert raised.value.translation_key == "text_too_long"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_no_credits_raises_and_reports(
+    hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator, streamed: bool
+) -> None:
+    """A 60db error becomes a translated HomeAssistantError; credits also a repair issue."""
+    setup_entry = cold_entry
+    issues = ir.async_get(hass)
+    emulator.settings.credit_balance = 0
+    entity = _entity(hass)
+    with pytest.raises(HomeAssistantError) as raised:
+        if streamed:
+            response = await entity.async_stream_tts_audio(TTSAudioRequest("en", {}, _text("Hi.")))
+            await bounded(_collect(response.data_gen))
+        else:
+            await bounded(entity.async_get_tts_audio("Hi.", "en", {}))
+    assert raised.value.translation_key == "insufficient_credits"
+    assert issues.async_get_issue(DOMAIN, no_credits_issue_id(setup_entry)) is not None
+
+    emulator.settings.credit_balance = 2.0
+    _, data = await bounded(entity.async_get_tts_audio("Hi.", "en", {}))
+    assert _heard(data or b"") == "hi."
+    assert issues.async_get_issue(DOMAIN, no_credits_issue_id(setup_entry)) is None
+    # Without a warm pool the client closes the used connection in the background;
+    # let it finish before the unload (see the report on WarmPool.aclose).
+    await wait_for(lambda: emulator.open_connections == 0, "used connection closed")
+
+
+async def test_dropped_connection_mid_stream(
+    hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A connection lost while speaking ends the stream with connection_lost, not a hang."""
+    emulator.inject_fault(Fault(service="tts", kind="drop", after_messages=4))
+    response = await _entity(hass).async_stream_tts_audio(TTSAudioRequest("en", {}, _text(ANSWER)))
+    with pytest.raises(HomeAssistantError) as raised:
+        await bounded(_collect(response.data_gen))
+    assert raised.value.translation_key == "connection_lost"
+
+
+async def test_concurrency_limit(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """60db's per-account limit is reported as concurrency_limit with the limit."""
+    emulator.settings.tts_concurrency = 1
+    entity = _entity(hass)
+    release = asyncio.Event()
+
+    async def held() -> AsyncGenerator[str, None]:
+        yield "Wait. Then"  # "Then" confirms the sentence "Wait." has ended
+        async with asyncio.timeout(10):
+            await release.wait()
+
+    first = await entity.async_stream_tts_audio(TTSAudioRequest("en", {}, held()))
+    first_audio = first.data_gen
+    assert await bounded(anext(first_audio))  # header; the context is open now
+    assert await bounded(anext(first_audio))  # audio of "Wait."
+    try:
+        with pytest.raises(HomeAssistantError) as raised:
+            await bounded(entity.async_get_tts_audio("Hi.", "en", {}))
+        assert raised.value.translation_key == "concurrency_limit"
+        assert "1" in raised.value.translation_placeholders["limit"]
+    finally:
+        release.set()
+        await bounded(_collect(first_audio))
