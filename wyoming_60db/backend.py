@@ -99,7 +99,6 @@ class Connection(Protocol):
     @property
     def busy(self) -> bool:
         """True while a request is in flight."""
-        ...
 
 
 class Backend:
