@@ -170,7 +170,6 @@ class Slots:
         self.limit = limit
         self._wait = wait
         self._semaphore = asyncio.Semaphore(limit)
-        self.in_use = 0
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -193,9 +192,7 @@ class Slots:
                 service=self.service,
                 limit=self.limit,
             ) from None
-        self.in_use += 1
 
     def release(self) -> None:
         """Give a slot back."""
-        self.in_use -= 1
         self._semaphore.release()

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from . import protocol
-from .config import ClientConfig
+from .config import HEALTH_PATH, ClientConfig
 from .errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -42,7 +42,7 @@ class RestApi:
     async def health(self) -> bool:
         """Whether 60db answers its unauthenticated health check (§4)."""
         try:
-            status, _ = await self._get("/ws/health", authenticated=False)
+            status, _ = await self._get(HEALTH_PATH, authenticated=False)
         except SixtyDbError:
             return False
         return status == 200

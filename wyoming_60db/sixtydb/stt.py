@@ -149,7 +149,6 @@ class SttSession:
         self._updates: asyncio.Queue[Transcription | None] = asyncio.Queue()
         self._session_language: str | None = None
         self._billing: Billing | None = None
-        self.audio_bytes_sent = 0
 
     async def __aenter__(self) -> SttSession:
         self.start()
@@ -304,7 +303,6 @@ class SttSession:
     async def _send_frame(self, audio: bytes) -> None:
         if self._channel is None:
             return
-        self.audio_bytes_sent += len(audio)
         if self.options.sends_binary:
             await self._channel.send_bytes(audio)
             return

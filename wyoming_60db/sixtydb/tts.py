@@ -65,12 +65,6 @@ class TtsOptions:
             if not 0 <= value <= 100:
                 raise InvalidRequestError(f"{name} must be between 0 and 100, got {value}")
 
-    @property
-    def bytes_per_second(self) -> int:
-        """Raw audio bytes per second of speech (PCM16 or 8-bit μ-law)."""
-        width = 1 if self.encoding in ("MULAW", "ULAW") else 2
-        return self.sample_rate * width
-
     def create_message(self, context_id: str) -> dict[str, Any]:
         """``create_context`` (§3.3): speed, stability and similarity sit at the top level."""
         return {
@@ -109,7 +103,6 @@ class TtsContext:
         self._deadline: float | None = None
         self._first_audio_pending = False
         self.finished = False
-        self.audio_bytes = 0
 
     async def open(self) -> None:
         """Send ``create_context`` and wait for ``context_created``."""
@@ -175,7 +168,6 @@ class TtsContext:
         name = protocol.kind(message)
         if name == "audio_chunk":
             chunk = _audio_of(message)
-            self.audio_bytes += len(chunk)
             self._first_audio_pending = False
             self._deadline = time.monotonic() + self._timeouts.tts_chunk_gap
             return chunk
