@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ from wyoming.server import AsyncServer
 
 from . import __version__
 from .allow import DEFAULT_ALLOWED, AllowList
-from .backend import DEFAULT_URI, ServerSettings, normalize_languages
+from .backend import DEFAULT_URI, SERVER_TIMEOUTS, ServerSettings, normalize_languages
 from .server import DEFAULT_ZEROCONF_NAME, serve
 from .sixtydb import DEFAULT_API_URL, ClientConfig
 from .sixtydb.stt import SttEncoding
@@ -136,6 +137,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=None,
         help="No key needed: run the built-in 60db emulator and use it [SIXTYDB_DEMO]",
     )
+    add(
+        "--stt-idle-timeout",
+        default=env("STT_IDLE_TIMEOUT") or str(SERVER_TIMEOUTS.stt_audio_idle),
+        metavar="SECONDS",
+        help="End a transcription whose client sends no audio for this long "
+        f"[SIXTYDB_STT_IDLE_TIMEOUT] (default: {SERVER_TIMEOUTS.stt_audio_idle:g})",
+    )
+    add(
+        "--tts-idle-timeout",
+        default=env("TTS_IDLE_TIMEOUT") or str(SERVER_TIMEOUTS.tts_text_idle),
+        metavar="SECONDS",
+        help="End a streamed synthesis whose client sends no text for this long "
+        f"[SIXTYDB_TTS_IDLE_TIMEOUT] (default: {SERVER_TIMEOUTS.tts_text_idle:g})",
+    )
     add("--debug", action="store_true", default=None, help="Log DEBUG messages [SIXTYDB_DEBUG]")
     add(
         "--log-format",
@@ -175,6 +190,11 @@ def parse_command_line(argv: Sequence[str], environ: Mapping[str, str]) -> Comma
         zeroconf=args.zeroconf or _env_zeroconf(environ),
         allow=_allow(args.allow or _env_list(environ, "ALLOW"), fail),
         demo=demo,
+        timeouts=dataclasses.replace(
+            SERVER_TIMEOUTS,
+            stt_audio_idle=_seconds(args.stt_idle_timeout, "--stt-idle-timeout", fail),
+            tts_text_idle=_seconds(args.tts_idle_timeout, "--tts-idle-timeout", fail),
+        ),
     )
     return Command(settings, flag(args.debug, "DEBUG"), args.log_format)
 
@@ -253,6 +273,16 @@ def _speed(value: str, fail: _Fail) -> float:
     if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
         fail(f"--tts-speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}")
     return speed
+
+
+def _seconds(value: str, flag: str, fail: _Fail) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        fail(f"{flag}: {value!r} is not a number of seconds")
+    if not 0 < seconds <= 3600:
+        fail(f"{flag} must be more than 0 and at most 3600 seconds")
+    return seconds
 
 
 def _allow(values: list[str], fail: _Fail) -> AllowList:

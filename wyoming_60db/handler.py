@@ -30,7 +30,7 @@ from .sixtydb import SixtyDbClient, SixtyDbError, TtsOptions, Voice
 from .stt_stream import SttStream
 from .tasks import cancel_and_wait
 from .tts_stream import AudioRelay, TtsStream, speak
-from .wire import MalformedEvent, RequestError, read_event
+from .wire import MalformedEvent, RequestError, decode, read_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -152,9 +152,9 @@ class SixtyDbEventHandler(AsyncEventHandler):
             self._gone = True
         except (RequestError, SixtyDbError) as err:
             await self._fail(err)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            # A known event with missing or mistyped fields.
-            await self._fail(MalformedEvent(f"{event.type}: malformed ({type(err).__name__})"))
+        except Exception as err:  # our bug (the client's mistakes are decode()'s MalformedEvent)
+            _LOGGER.exception("Handling %s from %s failed", event.type, self._peer)
+            await self._fail(err)
         return not (self._failed or self._gone)
 
     async def disconnect(self) -> None:
@@ -282,12 +282,12 @@ class SixtyDbEventHandler(AsyncEventHandler):
         await self._send(self._backend.info_event)
 
     async def _on_ping(self, event: Event) -> None:
-        await self._send(Pong(text=Ping.from_event(event).text).event())
+        await self._send(Pong(text=decode(Ping.from_event, event).text).event())
 
     # ------------------------------------------------------------------ STT
 
     async def _on_transcribe(self, event: Event) -> None:
-        transcribe = Transcribe.from_event(event)
+        transcribe = decode(Transcribe.from_event, event)
         language = transcribe.language
         if language is not None and not isinstance(language, str):
             raise MalformedEvent("transcribe: language is not a string")
@@ -304,11 +304,12 @@ class SixtyDbEventHandler(AsyncEventHandler):
             languages=languages,
             send=self._send,
             on_error=self._on_stream_error,
+            idle_timeout=self._settings.timeouts.stt_audio_idle,
         )
         return self._stt
 
     async def _on_audio_start(self, event: Event) -> None:
-        start = AudioStart.from_event(event)
+        start = decode(AudioStart.from_event, event)
         stt = self._stt or await self._open_stt(None)
         stt.begin_audio(PcmFormat(start.rate, start.width, start.channels))
 
@@ -316,7 +317,7 @@ class SixtyDbEventHandler(AsyncEventHandler):
         stt = self._stt
         if stt is None or not stt.has_audio_format:
             # No audio-start: take the format from the chunk itself.
-            chunk = AudioChunk.from_event(event)
+            chunk = decode(AudioChunk.from_event, event)
             stt = stt or await self._open_stt(None)
             stt.begin_audio(PcmFormat(chunk.rate, chunk.width, chunk.channels))
         if event.payload:
@@ -340,7 +341,7 @@ class SixtyDbEventHandler(AsyncEventHandler):
     # ------------------------------------------------------------------ TTS
 
     async def _on_synthesize(self, event: Event) -> None:
-        synthesize = Synthesize.from_event(event)
+        synthesize = decode(Synthesize.from_event, event)
         if not isinstance(synthesize.text, str):
             raise MalformedEvent("synthesize: text is not a string")
         stream = self._tts_stream
@@ -360,12 +361,19 @@ class SixtyDbEventHandler(AsyncEventHandler):
         client = self._client()
         options = self._tts_options(event)
         relay = AudioRelay(self._send, self._settings.tts_sample_rate)
-        stream = TtsStream(client, options, relay, self._send)
+        stream = TtsStream(
+            client,
+            options,
+            relay,
+            self._send,
+            idle_timeout=self._settings.timeouts.tts_text_idle,
+            on_idle=self._on_stream_error,
+        )
         self._tts_stream = stream
         self._queue_tts(self._run_stream(stream))
 
     async def _on_synthesize_chunk(self, event: Event) -> None:
-        chunk = SynthesizeChunk.from_event(event)
+        chunk = decode(SynthesizeChunk.from_event, event)
         if not isinstance(chunk.text, str):
             raise MalformedEvent("synthesize-chunk: text is not a string")
         stream = self._tts_stream

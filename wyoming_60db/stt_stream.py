@@ -10,6 +10,7 @@ from typing import Final, Protocol
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.event import Event
 
+from .idle import IdleTimer
 from .pcm import FrameChunker, PcmFormat, UnsupportedAudioFormat, frame_bytes_for
 from .sixtydb import SixtyDbClient, SttOptions, SttResult, SttSession, Transcription
 from .sixtydb.stt import SttEncoding
@@ -44,6 +45,8 @@ class SttStream:
         send: Send,
         on_error: OnError,
         requested_language: str | None,
+        *,
+        idle_timeout: float,
     ) -> None:
         self._session = session
         self._encoding = encoding
@@ -56,6 +59,8 @@ class SttStream:
         self._partial = PartialTranscript()
         self._started = False
         self._relay_task: asyncio.Task[None] | None = None
+        self._idle_timeout = idle_timeout
+        self._idle = IdleTimer(idle_timeout, self._on_idle)
 
     @classmethod
     def open(
@@ -66,8 +71,13 @@ class SttStream:
         languages: Sequence[str] | None,
         send: Send,
         on_error: OnError,
+        idle_timeout: float,
     ) -> SttStream:
-        """Start a 60db session for ``languages`` (None: detect the language)."""
+        """Start a 60db session for ``languages`` (None: detect the language).
+
+        A client that sends no audio for ``idle_timeout`` seconds before
+        ``audio-stop`` gets an ``error`` (code ``timeout``) and the session ends.
+        """
         options = SttOptions(
             languages=languages,
             encoding=encoding,
@@ -76,7 +86,8 @@ class SttStream:
         )
         session = client.stt_session(options)
         session.start()
-        stream = cls(session, encoding, send, on_error, languages[0] if languages else None)
+        language = languages[0] if languages else None
+        stream = cls(session, encoding, send, on_error, language, idle_timeout=idle_timeout)
         stream._relay_task = asyncio.get_running_loop().create_task(stream._relay_partials())
         return stream
 
@@ -96,31 +107,51 @@ class SttStream:
         """Convert, re-frame and stream one chunk while the user speaks."""
         if self._converter is None:
             raise RequestError("audio-chunk before audio-start", "unexpected_event")
+        self._idle.touch()
         for frame in self._chunker.push(self._converter.convert(audio)):
             await self._send_frame(frame)
 
     async def finish(self, timeout: float) -> None:
-        """End of speech: flush, wait (bounded) for 60db's final, send the transcript."""
+        """End of speech: flush, wait (bounded) for 60db's final, send the transcript.
+
+        ``timeout`` is a safety net over the client core's own bounds, which
+        fire first and say which wait it was.
+        """
+        self._idle.cancel()
         if self._converter is not None:
             for frame in self._chunker.push(self._converter.flush()):
                 await self._send_frame(frame)
             await self._send_frame(self._chunker.flush())
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as bound:
                 result = await self._session.stop()
                 if self._relay_task is not None:
                     await self._relay_task
         except TimeoutError:
+            if not bound.expired():
+                raise  # the client core's own, more precise timeout (a TimeoutError too)
             raise RequestError(
                 f"60db did not finish the transcript within {timeout:.0f} s", "timeout"
             ) from None
         await self._send_final(result)
 
     async def aclose(self) -> None:
-        """Release the 60db session and its concurrency slot (idempotent)."""
-        if self._relay_task is not None:
-            await cancel_and_wait([self._relay_task])
-        await self._session.aclose()
+        """Release the 60db session and its concurrency slot (idempotent).
+
+        The session is closed even if this is cancelled while the relay task
+        winds down: the client hangs up the moment it has its transcript.
+        """
+        self._idle.cancel()
+        try:
+            if self._relay_task is not None:
+                await cancel_and_wait([self._relay_task])
+        finally:
+            await self._session.aclose()
+
+    def _on_idle(self) -> None:
+        self._on_error(
+            RequestError(f"no audio from the client for {self._idle_timeout:g} s", "timeout")
+        )
 
     async def _send_frame(self, frame: bytes) -> None:
         if not frame:

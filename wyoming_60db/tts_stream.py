@@ -12,9 +12,11 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.tts import SynthesizeStopped
 
+from .idle import IdleTimer
 from .sixtydb import SixtyDbClient, TtsContext, TtsOptions
 from .sixtydb.text import FLUSH_CHARS, split_text
 from .tasks import cancel_and_wait
+from .wire import RequestError
 
 Send = Callable[[Event], Awaitable[None]]
 
@@ -81,7 +83,14 @@ class TtsStream:
     """
 
     def __init__(
-        self, client: SixtyDbClient, options: TtsOptions, relay: AudioRelay, send: Send
+        self,
+        client: SixtyDbClient,
+        options: TtsOptions,
+        relay: AudioRelay,
+        send: Send,
+        *,
+        idle_timeout: float,
+        on_idle: Callable[[RequestError], None],
     ) -> None:
         self._client = client
         self._options = options
@@ -91,6 +100,14 @@ class TtsStream:
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
         self._received: list[str] = []
         self.finishing = False
+        # Until synthesize-stop, the client owes us text: an LLM that went
+        # silent must not hold a 60db context (and a slot) forever.
+        self._idle = IdleTimer(
+            idle_timeout,
+            lambda: on_idle(
+                RequestError(f"no text from the client for {idle_timeout:g} s", "timeout")
+            ),
+        )
 
     def is_duplicate(self, text: str) -> bool:
         """Whether a plain ``synthesize`` repeats this stream rather than asks anew.
@@ -104,6 +121,7 @@ class TtsStream:
     def add_text(self, text: str) -> None:
         """One ``synthesize-chunk``: any piece of text, not sentence aligned."""
         self._received.append(text)
+        self._idle.touch()
         for sentence in self._segmenter.add(text):
             self._sentences.put_nowait(sentence)
 
@@ -112,6 +130,7 @@ class TtsStream:
         if self.finishing:
             return
         self.finishing = True
+        self._idle.cancel()
         rest = self._segmenter.finish()
         if rest:
             self._sentences.put_nowait(rest)
@@ -119,11 +138,14 @@ class TtsStream:
 
     async def run(self) -> None:
         """Speak every sentence; ends after ``synthesize-stopped``."""
-        await self._relay.start()
-        async with self._client.tts_context(self._options) as context:
-            await _together(self._send_sentences(context), self._relay_audio(context))
-        await self._relay.stop()
-        await self._send(SynthesizeStopped().event())
+        try:
+            await self._relay.start()
+            async with self._client.tts_context(self._options) as context:
+                await _together(self._send_sentences(context), self._relay_audio(context))
+            await self._relay.stop()
+            await self._send(SynthesizeStopped().event())
+        finally:
+            self._idle.cancel()
 
     async def _send_sentences(self, context: TtsContext) -> None:
         while (sentence := await self._sentences.get()) is not None:

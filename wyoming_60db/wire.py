@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from wyoming.event import Event
+
+_Decoded = TypeVar("_Decoded")
+# Fields wyoming's audio events read as integers; a string there is the
+# client's mistake, and must not surface later as our own TypeError.
+_AUDIO_FORMAT_FIELDS: Final = ("rate", "width", "channels")
 
 # An audio chunk of 1 MiB is 32 s of HA's 16 kHz mono audio; HA sends 320 bytes.
 MAX_PAYLOAD_BYTES: Final = 1024 * 1024
@@ -36,6 +42,22 @@ class MalformedEvent(RequestError):
 
     def __init__(self, text: str, code: str = "malformed_event") -> None:
         super().__init__(text, code)
+
+
+def decode(from_event: Callable[[Event], _Decoded], event: Event) -> _Decoded:
+    """``Transcribe.from_event(event)`` and the like, for an event from the client.
+
+    A missing or mistyped field is the client's fault (``malformed_event``);
+    an exception anywhere else in the handler is a bug of ours.
+    """
+    for name in _AUDIO_FORMAT_FIELDS:
+        value = event.data.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise MalformedEvent(f"{event.type}: {name} is not a whole number")
+    try:
+        return from_event(event)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MalformedEvent(f"{event.type}: malformed ({type(err).__name__})") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ def test_args_map_to_settings() -> None:
         "--api-key sk_live_k --balance 0 --handshake typed --stt-connected omitted "
         "--connect-latency 0.5 --close-tts-after-context --tts-concurrency 2 "
         "--tts-ack-style bool --voices-shape flat --extra-fields "
-        "--stt-binary-encoding mulaw --default-interim-ms 400"
+        "--stt-binary-encoding mulaw --default-interim-ms 400 "
+        "--close-delay 0.25 --concurrency-counts connections"
     )
     args = build_parser().parse_args(argv.split())
     settings = settings_from_args(args)
@@ -39,6 +40,14 @@ def test_args_map_to_settings() -> None:
     assert settings.extra_fields is True
     assert settings.stt_binary_encoding == "mulaw"
     assert settings.stt_default_interim_ms == 400
+    assert settings.close_delay == 0.25
+    assert settings.concurrency_counts == "connections"
+
+
+def test_new_flags_default_to_current_behaviour() -> None:
+    settings = settings_from_args(build_parser().parse_args([]))
+    assert settings.close_delay == 0.0
+    assert settings.concurrency_counts == "sessions"
 
 
 async def test_cli_serves_and_terminates() -> None:

@@ -20,6 +20,7 @@ from tests.server.conftest import WAIT, eventually, free_port, heard, read_until
 from wyoming_60db import __version__
 from wyoming_60db.__main__ import RedactSecrets, parse_command_line
 from wyoming_60db.allow import AllowList
+from wyoming_60db.backend import SERVER_TIMEOUTS
 
 KEY = "sk_live_command_line_secret_123"
 
@@ -49,7 +50,8 @@ def test_every_flag() -> None:
             "--language", "de,hi", "--voice", "Zara", "--stt-encoding", "mulaw",
             "--tts-sample-rate", "24000", "--tts-speed", "1.5", "--zeroconf",
             "--allow", "10.1.0.0/16", "--allow", "192.168.5.7", "--debug",
-            "--log-format", "%(message)s",
+            "--log-format", "%(message)s", "--stt-idle-timeout", "4.5",
+            "--tts-idle-timeout", "60",
         ],
         {},
     )  # fmt: skip
@@ -62,6 +64,8 @@ def test_every_flag() -> None:
     assert settings.zeroconf == "60db"
     assert settings.allow == AllowList.from_cidrs(["10.1.0.0/16", "192.168.5.7/32"])
     assert command.debug and command.log_format == "%(message)s"
+    assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (4.5, 60.0)
+    assert settings.timeouts.stt_finalize == SERVER_TIMEOUTS.stt_finalize  # the rest unchanged
 
 
 def test_every_environment_variable() -> None:
@@ -72,6 +76,7 @@ def test_every_environment_variable() -> None:
         "SIXTYDB_TTS_SAMPLE_RATE": "8000", "SIXTYDB_TTS_SPEED": "0.5",
         "SIXTYDB_ZEROCONF": "kitchen-60db", "SIXTYDB_ALLOW": "10.0.0.0/8,fd00::/8",
         "SIXTYDB_DEMO": "yes", "SIXTYDB_DEBUG": "1", "SIXTYDB_LOG_FORMAT": "%(levelname)s",
+        "SIXTYDB_STT_IDLE_TIMEOUT": "20", "SIXTYDB_TTS_IDLE_TIMEOUT": "15",
     }  # fmt: skip
     command = parse_command_line([], env)
     settings = command.settings
@@ -83,6 +88,7 @@ def test_every_environment_variable() -> None:
     assert settings.allow == AllowList.from_cidrs(["10.0.0.0/8", "fd00::/8"])
     assert settings.demo and settings.api_key is None  # --demo needs no key
     assert command.debug and command.log_format == "%(levelname)s"
+    assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (20.0, 15.0)
 
 
 def test_command_line_wins_over_the_environment() -> None:
@@ -120,6 +126,8 @@ def test_api_key_file(tmp_path: Path) -> None:
         (["--language", "english!"], "is not a language code"),
         (["--api-key", KEY, "--api-key-file", "/x"], "not both"),
         (["--api-key-file", "/nonexistent/key"], "cannot read --api-key-file"),
+        (["--stt-idle-timeout", "soon"], "is not a number of seconds"),
+        (["--tts-idle-timeout", "0"], "--tts-idle-timeout must be more than 0"),
     ],
 )
 def test_bad_values_exit_with_a_message(

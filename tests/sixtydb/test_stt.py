@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import TEST_KEY, make_client
 from wyoming_60db.audio import mulaw_encode
-from wyoming_60db.emulator import Emulator, Fault, tonecode
+from wyoming_60db.emulator import Emulator, Fault, SttRecord, tonecode
 from wyoming_60db.sixtydb import (
     AuthenticationError,
     ConcurrencyLimitError,
@@ -35,6 +35,11 @@ def speech(text: str, rate: int = 16000, silence: float = 0.3) -> bytes:
     return np.concatenate([pad, tonecode.encode(text, rate), pad]).astype("<i2").tobytes()
 
 
+def started(emulator: Emulator) -> list[SttRecord]:
+    """Sessions that got a ``start``: the pool also keeps an unused one warm."""
+    return [record for record in emulator.stt_sessions if record.start is not None]
+
+
 def chunks(audio: bytes, size: int) -> list[bytes]:
     return [audio[i : i + size] for i in range(0, len(audio), size)]
 
@@ -53,7 +58,7 @@ async def test_linear_json_frames_arrive_intact(client: SixtyDbClient, emulator:
     result = await transcribe(client, audio, SttOptions(languages=["en"]))
     assert result.text == PHRASE
     assert result.language == "en"
-    (record,) = emulator.stt_sessions
+    (record,) = started(emulator)
     assert bytes(record.audio) == audio
     assert (record.json_frames, record.binary_frames) == (len(chunks(audio, 1920)), 0)
     assert record.start is not None and record.start["languages"] == ["en"]
@@ -66,7 +71,7 @@ async def test_mulaw_binary_frames_telephony_mode(
     options = SttOptions(encoding="mulaw", sample_rate=8000)
     result = await transcribe(client, audio, options, frame=480)
     assert result.text == PHRASE
-    (record,) = emulator.stt_sessions
+    (record,) = started(emulator)
     assert bytes(record.audio) == audio
     assert record.binary_frames == len(chunks(audio, 480)) and record.json_frames == 0
 
@@ -88,7 +93,7 @@ async def test_audio_before_ready_is_buffered_not_lost(emulator: Emulator) -> No
     async with make_client(emulator) as client:
         result = await transcribe(client, audio)
     assert result.text == PHRASE
-    assert bytes(emulator.stt_sessions[0].audio) == audio
+    assert bytes(started(emulator)[0].audio) == audio
 
 
 async def test_auto_detect_sends_null_languages(client: SixtyDbClient, emulator: Emulator) -> None:
@@ -96,7 +101,7 @@ async def test_auto_detect_sends_null_languages(client: SixtyDbClient, emulator:
     result = await transcribe(client, speech("guten tag"), SttOptions(languages=["auto"]))
     assert result.text == "guten tag"
     assert result.language == "de"
-    assert emulator.stt_sessions[0].start["languages"] is None  # type: ignore[index]
+    assert started(emulator)[0].start["languages"] is None  # type: ignore[index]
 
 
 async def test_interim_results_stream_before_the_final(client: SixtyDbClient) -> None:
@@ -269,7 +274,7 @@ async def test_short_intervals_are_clamped_for_servers_that_reject_them(emulator
         options = SttOptions(utterance_end_ms=100, interim_results_ms=50)
         result = await transcribe(client, speech("hello"), options)
     assert result.text == "hello"
-    assert emulator.stt_sessions[0].config["utterance_end_ms"] == 300  # type: ignore[index]
+    assert started(emulator)[0].config["utterance_end_ms"] == 300  # type: ignore[index]
 
 
 async def test_unrequested_interims_and_binary_mulaw_servers(emulator: Emulator) -> None:

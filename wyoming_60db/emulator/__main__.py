@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from .server import Emulator
 from .settings import (
     BELOW_MINIMUM_POLICIES,
+    CONCURRENCY_COUNTS,
     EARLY_MESSAGE_POLICIES,
     HANDSHAKE_STYLES,
     LANGUAGES_SHAPES,
@@ -41,9 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-chunk-latency", type=float, default=0.0, metavar="S")
     p.add_argument("--chunk-gap", type=float, default=0.0, metavar="S")
     p.add_argument("--finalize-latency", type=float, default=0.0, metavar="S")
+    p.add_argument(
+        "--close-delay", type=float, default=0.0, metavar="S", help="delay of each close handshake"
+    )
     p.add_argument("--close-tts-after-context", action="store_true")
     p.add_argument("--stt-concurrency", type=int, default=8)
     p.add_argument("--tts-concurrency", type=int, default=5)
+    p.add_argument(
+        "--concurrency-counts",
+        choices=CONCURRENCY_COUNTS,
+        default="sessions",
+        help="what the per-key limits count: STT sessions/TTS contexts, or sockets",
+    )
     p.add_argument("--tts-ack-style", choices=TTS_ACK_STYLES, default="object")
     p.add_argument("--tts-error-style", choices=TTS_ERROR_STYLES, default="object")
     p.add_argument("--voices-shape", choices=VOICES_SHAPES, default="split")
@@ -71,9 +81,11 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         first_chunk_latency=args.first_chunk_latency,
         chunk_gap=args.chunk_gap,
         finalize_latency=args.finalize_latency,
+        close_delay=args.close_delay,
         close_tts_after_context_closed=args.close_tts_after_context,
         stt_concurrency=args.stt_concurrency,
         tts_concurrency=args.tts_concurrency,
+        concurrency_counts=args.concurrency_counts,
         tts_ack_style=args.tts_ack_style,
         tts_error_style=args.tts_error_style,
         voices_shape=args.voices_shape,

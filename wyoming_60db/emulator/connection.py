@@ -5,6 +5,11 @@ All server→client frames go through ``Connection.send`` so that message counts
 uniformly.  A dedicated reader task keeps draining the socket, so a client close
 is noticed even while the session is busy or stalled, and client messages are
 tagged "early" if they arrive before ``connection_established`` (§1.4).
+
+The socket is created with ``autoclose=False``: the reader answers a client's
+close frame itself, after the ``close_delay`` knob, and every close the
+emulator starts waits the same delay (emulator shutdown excepted).  A delay
+ends early when the client's TCP connection goes away or the emulator stops.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 
 GARBAGE_FRAME: Final = "\x00not json{"
 _CLOSE_TIMEOUT: Final = 2.0
+_CLOSE_DELAY_POLL: Final = 0.05  # how often a close delay checks that the peer is still there
 
 ErrorFrameBuilder = Callable[[str, str | None, dict[str, Any] | None], Frame]
 
@@ -69,7 +75,10 @@ class Connection:
         self._lock = asyncio.Lock()
         self._queue: asyncio.Queue[Incoming | None] = asyncio.Queue()
         self._gone = asyncio.Event()
+        self._close_now = asyncio.Event()  # emulator stop / abort: skip close delays
         self._reader: asyncio.Task[None] | None = None
+        # concurrency_counts="connections": the identity whose slot this socket holds.
+        self._slot_identity: str | None = None
 
     @property
     def settings(self) -> EmulatorSettings:
@@ -85,21 +94,27 @@ class Connection:
 
     async def finish(self) -> None:
         """Release everything; the handler returns right after."""
-        self.state.connections.discard(self)
-        if not self.ws.closed:
-            await self._close_ws(1000, b"")
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self.record.close_code is None:
-            self.record.close_code = self.ws.close_code
+        try:
+            if not self.ws.closed:
+                await self._close_ws(1000, b"")
+            if self._reader is not None:
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._reader
+        finally:
+            if self._reader is not None:
+                self._reader.cancel()  # no-op unless finish itself was cancelled
+            if self.record.close_code is None:
+                self.record.close_code = self.ws.close_code
+            self.release_connection_slot()
+            self.state.connections.discard(self)
 
     async def shutdown(self) -> None:
         """Emulator stop: wake stalled senders and close with 1001 (going away)."""
         self._gone.set()
+        self._close_now.set()
         if not self.ws.closed:
-            await self._close_ws(1001, b"emulator stopping")
+            await self._close_ws(1001, b"emulator stopping", delayed=False)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
@@ -107,6 +122,28 @@ class Connection:
         if transport is not None:
             transport.abort()
         self._gone.set()
+        self._close_now.set()
+
+    # ------------------------------------------------------------------ concurrency
+
+    def take_connection_slot(self, identity: str, limit: int) -> bool:
+        """``concurrency_counts="connections"``: count this socket until it closes."""
+        if self._slot_identity is not None:
+            return True
+        if not self.state.limiter.try_acquire(self.service, identity, limit):
+            return False
+        self._slot_identity = identity
+        return True
+
+    def release_connection_slot(self) -> None:
+        identity, self._slot_identity = self._slot_identity, None
+        if identity is not None:
+            self.state.limiter.release(self.service, identity)
+
+    @property
+    def holds_connection_slot(self) -> bool:
+        """True when this socket already counts: its sessions/contexts must not."""
+        return self._slot_identity is not None
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close with ``code`` (and ``reason``, ≤123 bytes per RFC 6455)."""
@@ -114,11 +151,42 @@ class Connection:
             self.record.close_code = code
             await self._close_ws(code, reason.encode()[:123])
 
-    async def _close_ws(self, code: int, reason: bytes) -> None:
+    async def _close_ws(self, code: int, reason: bytes, *, delayed: bool = True) -> None:
+        if delayed:
+            await self._close_delay()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code=code, message=reason), _CLOSE_TIMEOUT)
         if not self.ws.closed:
             self.abort()
+
+    async def _answer_close(self) -> None:
+        """Answer the client's close frame as aiohttp's autoclose would, after ``close_delay``."""
+        await self._close_delay()
+        if not self.ws.closed:
+            await self.ws.close(drain=False)
+
+    async def _close_delay(self) -> None:
+        """Wait ``close_delay`` before the emulator's close frame.
+
+        Ends early once the socket is closed by someone else, the client's TCP
+        connection is gone, or the emulator stops (``_close_now``).  With a zero
+        delay it returns without suspending, so closes behave exactly as before.
+        """
+        seconds = self.settings.close_delay
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not (self.ws.closed or self._close_now.is_set() or self._peer_lost()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._close_now.wait(), min(remaining, _CLOSE_DELAY_POLL))
+
+    def _peer_lost(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
 
     async def pause(self, seconds: float) -> None:
         """An emulated latency that ends early (ConnectionGone) if the socket goes."""
@@ -231,8 +299,11 @@ class Connection:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     if not self._stalled:  # a stalled server ignores input
                         self._queue.put_nowait(Incoming(msg.data, not self.established))
+                elif msg.type is WSMsgType.CLOSE:
+                    await self._answer_close()  # the socket has autoclose=False
+                    break
                 elif msg.type is not WSMsgType.ERROR:
-                    break  # CLOSE / CLOSING / CLOSED
+                    break  # CLOSING / CLOSED
         except Exception:  # the socket died under us: same as a close
             _LOGGER.debug("reader stopped", exc_info=True)
         finally:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from .auth import Credentials
 from .connection import Connection
 from .frames import connecting_frame, established_frame
+from .settings import EmulatorSettings
 
 POLICY_VIOLATION = 1008  # auth, credits, concurrency (§2.6, §6)
+CONCURRENCY_ERRORS: Final = {
+    "stt": ("Too many concurrent STT sessions", "STT_CONCURRENCY_LIMIT"),
+    "tts": ("Too many concurrent TTS contexts", "TTS_CONCURRENCY_LIMIT"),
+}
+
+
+def concurrency_limit(settings: EmulatorSettings, service: str) -> int:
+    return settings.stt_concurrency if service == "stt" else settings.tts_concurrency
 
 
 async def run_handshake(
@@ -36,6 +46,14 @@ async def run_handshake(
             frame=settings.credits_error_frame,
         )
         return False
+    if settings.concurrency_counts == "connections":
+        # GUESS (§6): the limit counts authenticated sockets; checked here, held
+        # until the socket closes (Connection.finish releases it).
+        limit = concurrency_limit(settings, conn.service)
+        if not conn.take_connection_slot(creds.identity, limit):
+            message, code = CONCURRENCY_ERRORS[conn.service]
+            await conn.reject(message, code, POLICY_VIOLATION, {"limit": limit})
+            return False
     if before_established is not None:
         await before_established()
     conn.established = True

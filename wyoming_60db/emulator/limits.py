@@ -1,4 +1,8 @@
-"""Per-key concurrency slots (§6: STT 8, TTS 5 per user; no queueing)."""
+"""Per-key concurrency slots (§6: STT 8, TTS 5 per user; no queueing).
+
+What takes a slot is the ``concurrency_counts`` knob: STT sessions / TTS
+contexts ("sessions") or authenticated sockets ("connections").
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections import Counter
 
 
 class ConcurrencyLimiter:
-    """Counts open STT sessions / TTS contexts per (service, credential)."""
+    """Counts held slots per (service, credential)."""
 
     def __init__(self) -> None:
         self._active: Counter[tuple[str, str]] = Counter()
@@ -27,3 +31,7 @@ class ConcurrencyLimiter:
 
     def active(self, service: str, identity: str) -> int:
         return self._active.get((service, identity), 0)
+
+    def total(self, service: str) -> int:
+        """Slots of ``service`` held now, summed over every credential."""
+        return sum(n for (svc, _), n in self._active.items() if svc == service)

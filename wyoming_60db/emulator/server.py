@@ -32,7 +32,10 @@ SessionRunner = Callable[[Connection, Credentials], Awaitable[None]]
 
 
 def _new_ws() -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
+    # autoclose=False: Connection answers a client's close itself (after close_delay).
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES, autoclose=False
+    )
     # aiohttp waits heartbeat/2 for the pong; the docs say 10 s (§2.1). The
     # attribute is private, so only adjust it where this aiohttp has it.
     if hasattr(ws, "_pong_heartbeat"):
@@ -230,3 +233,31 @@ class Emulator:
     def open_connections(self) -> int:
         """WebSockets currently open, for tests that check nothing was leaked."""
         return len(self._state.connections)
+
+    @property
+    def open_connections_by_service(self) -> dict[str, int]:
+        """``{"stt": n, "tts": m}``: STT/TTS WebSockets currently open (until fully closed)."""
+        counts = {"stt": 0, "tts": 0}
+        for conn in self._state.connections:
+            counts[conn.service] += 1
+        return counts
+
+    def drop_connections(self, service: str) -> int:
+        """Cut every open ``service`` socket without a close frame; returns how many.
+
+        What a restart of 60db, or a NAT box that forgot an idle connection,
+        looks like to a client.
+        """
+        dropped = [conn for conn in self._state.connections if conn.service == service]
+        for conn in dropped:
+            conn.abort()
+        return len(dropped)
+
+    def active_slots(self, service: str, identity: str | None = None) -> int:
+        """Concurrency slots of ``service`` held now (what the §6 limit is checked against).
+
+        ``identity`` is ``"key:<apiKey>"`` or ``"token:<jwt>"``; None sums every credential.
+        """
+        if identity is None:
+            return self._state.limiter.total(service)
+        return self._state.limiter.active(service, identity)

@@ -24,6 +24,7 @@ FaultService = Literal["stt", "tts", "any"]
 SttBinaryEncoding = Literal["config", "mulaw"]
 BelowMinimumPolicy = Literal["clamp", "reject"]
 FaultKind = Literal["drop", "stall", "garbage", "error"]
+ConcurrencyCounts = Literal["sessions", "connections"]
 
 HANDSHAKE_STYLES: tuple[HandshakeStyle, ...] = ("envelope", "typed", "both")
 STT_CONNECTED_PLACEMENTS: tuple[SttConnectedPlacement, ...] = (
@@ -38,6 +39,7 @@ VOICES_SHAPES: tuple[VoicesShape, ...] = ("split", "flat", "top_level")
 LANGUAGES_SHAPES: tuple[LanguagesShape, ...] = ("skill", "node", "list")
 STT_BINARY_ENCODINGS: tuple[SttBinaryEncoding, ...] = ("config", "mulaw")
 BELOW_MINIMUM_POLICIES: tuple[BelowMinimumPolicy, ...] = ("clamp", "reject")
+CONCURRENCY_COUNTS: tuple[ConcurrencyCounts, ...] = ("sessions", "connections")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class EmulatorSettings:
     first_chunk_latency: float = 0.0
     chunk_gap: float = 0.0
     finalize_latency: float = 0.0
+    # The emulator's side of every WebSocket close handshake waits this long:
+    # its answer to a client's close frame, and its own close frame (after
+    # session_stopped, a rejection, an error fault).  Emulator shutdown skips it.
+    close_delay: float = 0.0
 
     # --- TTS (§3) ---
     tts_chunk_bytes: int = 2048
@@ -97,6 +103,11 @@ class EmulatorSettings:
     # --- concurrency per key (§6, §2.7, §3.5) ---
     stt_concurrency: int = 8
     tts_concurrency: int = 5
+    # §6 does not say what the limit counts.  "sessions": STT sessions (at
+    # `start`) and TTS contexts; "connections": every authenticated socket of
+    # the service, from connection_established until it closes (checked at
+    # handshake time; its sessions/contexts then do not count again).
+    concurrency_counts: ConcurrencyCounts = "sessions"
 
     # --- tolerant-reader testing ---
     extra_fields: bool = False

@@ -17,7 +17,7 @@ from .auth import Credentials
 from .catalog import STT_MODEL_ID
 from .connection import Connection
 from .frames import Frame
-from .handshake import POLICY_VIOLATION, run_handshake
+from .handshake import CONCURRENCY_ERRORS, POLICY_VIOLATION, run_handshake
 from .recognizer import Event, FinalTranscript, Interim, Recognizer, SpeechStarted
 from .recorder import SttRecord, elide_audio
 from .sttconfig import SttConfig, SttRequestError, parse_languages, parse_start
@@ -108,17 +108,16 @@ class SttSession:
         except SttRequestError as exc:
             await self._fail(exc.message, exc.code)
             return
-        limit = self.conn.settings.stt_concurrency
-        if not self.state.limiter.try_acquire("stt", self.creds.identity, limit):
-            self._done = True
-            await self.conn.reject(
-                "Too many concurrent STT sessions",
-                "STT_CONCURRENCY_LIMIT",
-                POLICY_VIOLATION,
-                {"limit": limit},
-            )
-            return
-        self._slot = True
+        # A socket already counted at handshake (concurrency_counts="connections")
+        # does not take a second slot for its session.
+        if not self.conn.holds_connection_slot:
+            limit = self.conn.settings.stt_concurrency
+            if not self.state.limiter.try_acquire("stt", self.creds.identity, limit):
+                self._done = True
+                message, code = CONCURRENCY_ERRORS["stt"]
+                await self.conn.reject(message, code, POLICY_VIOLATION, {"limit": limit})
+                return
+            self._slot = True
         self.config = config
         self.record.start = {k: v for k, v in msg.items() if k != "type"}
         self.record.config = config.effective()

@@ -20,7 +20,7 @@ from . import tonecode
 from .auth import Credentials
 from .connection import Connection, ConnectionGone, describe_incoming
 from .frames import Frame, now_ms, tts_error_frame
-from .handshake import POLICY_VIOLATION, run_handshake
+from .handshake import CONCURRENCY_ERRORS, POLICY_VIOLATION, run_handshake
 from .recorder import TtsConnectionRecord, TtsRecord
 from .ttsconfig import (
     MAX_CONTEXT_CHARS,
@@ -47,6 +47,7 @@ class _Context:
     chars: int = 0
     closing: bool = False
     worker: asyncio.Task[None] | None = None
+    slot: bool = False  # holds a TTS concurrency slot (concurrency_counts="sessions")
 
 
 def speakable(text: str) -> str:
@@ -108,7 +109,7 @@ class TtsSession:
         for ctx in self.contexts.values():
             if ctx.worker is not None:
                 ctx.worker.cancel()
-            self.state.limiter.release("tts", self.creds.identity)
+            self._release(ctx)
         workers = [c.worker for c in self.contexts.values() if c.worker is not None]
         await asyncio.gather(*workers, return_exceptions=True)
         self.contexts.clear()
@@ -132,12 +133,15 @@ class TtsSession:
             raise TtsRequestError("Context already exists", "context_exists", cid)
         voice_ids = {voice.voice_id for voice in self.conn.settings.voices}
         spec = parse_create_context(payload, voice_ids, self.conn.settings.tts_min_speed)
+        # A socket counted at handshake (concurrency_counts="connections") holds
+        # the only slot its contexts need.
+        slot = not self.conn.holds_connection_slot
         limit = self.conn.settings.tts_concurrency
-        if not self.state.limiter.try_acquire("tts", self.creds.identity, limit):
+        if slot and not self.state.limiter.try_acquire("tts", self.creds.identity, limit):
             # §6: counted over open contexts of the key, across sockets; no queue.
             self._done = True
-            code = "TTS_CONCURRENCY_LIMIT"
-            await self._send_error("Too many concurrent TTS contexts", code, cid, {"limit": limit})
+            message, code = CONCURRENCY_ERRORS["tts"]
+            await self._send_error(message, code, cid, {"limit": limit})
             self.record.ended = f"error:{code}"
             await self.conn.close(POLICY_VIOLATION, code)
             return
@@ -150,7 +154,7 @@ class TtsSession:
         )
         self.state.tts_contexts.append(record)
         self.record.contexts.append(cid)
-        ctx = _Context(spec, record)
+        ctx = _Context(spec, record, slot=slot)
         self.contexts[cid] = ctx
         await self.conn.send(self._ack("context_created", cid))
         ctx.worker = asyncio.create_task(self._work(ctx))
@@ -226,11 +230,16 @@ class TtsSession:
         await self.conn.send(self._ack("context_closed", cid))
         ctx.record.closed = True
         del self.contexts[cid]
-        self.state.limiter.release("tts", self.creds.identity)
+        self._release(ctx)
         if self.conn.settings.close_tts_after_context_closed and not self.contexts:
             # §9.6: the T-REF diagram closes the connection after context_closed.
             self.record.ended = "context_closed"
             await self.conn.close(NORMAL)
+
+    def _release(self, ctx: _Context) -> None:
+        if ctx.slot:
+            ctx.slot = False
+            self.state.limiter.release("tts", self.creds.identity)
 
     # ------------------------------------------------------------------ frames
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -32,6 +32,9 @@ _LOGGER = logging.getLogger(__name__)
 # 60db documents no frame limit; 3P clients allow 10 MB (§2.7). TTS chunks are ~1 KB.
 MAX_MESSAGE_BYTES: Final = 10 * 1024 * 1024
 _NORMAL_CLOSES: Final = {1000, 1001}
+# Closes that outlived the caller that started them (it was cancelled): held
+# here so the event loop's weak references don't let them vanish half-way.
+_CLOSING: Final[set[asyncio.Task[None]]] = set()
 
 
 class Wakeup:
@@ -57,6 +60,8 @@ class Channel:
         self._inbox: asyncio.Queue[JsonObject | BaseException | Wakeup | None] = asyncio.Queue()
         self._outcome: BaseException | None = None
         self._ended = False
+        self._closing: asyncio.Task[None] | None = None
+        self._close_callbacks: list[Callable[[], None]] = []
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @property
@@ -120,16 +125,50 @@ class Channel:
                 raise self.scrub(protocol.error(message, service=self.service))
             # "connecting" and unknown messages: nothing to do (§9, tolerant reader).
 
+    def on_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket has closed, whoever closed it."""
+        if self._ended:
+            callback()
+        elif callback not in self._close_callbacks:  # a reused socket is registered once
+            self._close_callbacks.append(callback)
+
+    def close_soon(self) -> asyncio.Task[None]:
+        """Start closing now; the close finishes even if nobody awaits it.
+
+        Closing a WebSocket politely takes a network round trip. A caller
+        cancelled during that wait (a client that hung up) must not leave the
+        socket half-closed, so the close runs as its own task, bounded by the
+        close timeout.
+        """
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+            _CLOSING.add(self._closing)
+            self._closing.add_done_callback(_CLOSING.discard)
+        return self._closing
+
     async def aclose(self) -> None:
         """Close politely, but never wait longer than the close timeout."""
-        if not self._ws.closed:
-            try:
+        await asyncio.shield(self.close_soon())
+
+    async def _close(self) -> None:
+        # The reader keeps running meanwhile: aiohttp hands it the closing
+        # handshake, and a cancelled reader would make aiohttp drop the TCP
+        # connection without waiting for 60db's close frame.
+        try:
+            if not self._ws.closed:
                 async with asyncio.timeout(self._config.timeouts.close):
                     await self._ws.close()
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                pass
-        self._reader.cancel()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            pass
+        finally:
+            self._reader.cancel()
+            self._mark_ended()
+
+    def _mark_ended(self) -> None:
         self._ended = True
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def scrub(self, error: SixtyDbError) -> SixtyDbError:
         """Remove credentials from an error's text before anyone sees it."""
@@ -186,8 +225,8 @@ class Channel:
                 f"60db {self.service} connection failed: {type(err).__name__}"
             )
         finally:
-            self._ended = True
             self._inbox.put_nowait(None)
+            self._mark_ended()
 
     def _decode(self, data: str) -> JsonObject | SixtyDbError:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,8 +13,14 @@ import aiohttp
 from .catalog import SttLanguage, Voice, parse_stt_languages, parse_voices
 from .channel import Channel, open_channel
 from .config import STT_PATH, TTS_PATH, ClientConfig
-from .errors import ConnectionLostError, ProtocolError, SixtyDbError, TextTooLongError
-from .pool import Slots, WarmPool
+from .errors import (
+    ConcurrencyLimitError,
+    ConnectionLostError,
+    ProtocolError,
+    SixtyDbError,
+    TextTooLongError,
+)
+from .pool import LIMIT_RETRY_DELAY, Slots, WarmPool
 from .protocol import Account
 from .rest import RestApi
 from .stt import SttOptions, SttSession
@@ -46,11 +53,27 @@ class SixtyDbClient:
         self._session = session
         self._owns_session = session is None
         timeouts = config.timeouts
-        self._stt_slots = Slots("stt", config.stt_concurrency, timeouts.queue)
-        self._tts_slots = Slots("tts", config.tts_concurrency, timeouts.queue)
-        self._stt_pool: WarmPool[Channel] = WarmPool(self._open_stt, name="STT", size=warm_stt)
+        self._stt_pool: WarmPool[Channel] = WarmPool(
+            self._open_stt,
+            name="STT",
+            size=warm_stt,
+            max_idle=timeouts.warm_max_idle,
+            room=lambda: self._stt_slots.free,
+        )
         self._tts_pool: WarmPool[Channel] = WarmPool(
-            self._open_tts, name="TTS", size=warm_tts, reusable=True
+            self._open_tts,
+            name="TTS",
+            size=warm_tts,
+            reusable=True,
+            max_idle=timeouts.warm_max_idle,
+            room=lambda: self._tts_slots.free,
+        )
+        # A freed slot may leave room for a warm connection again.
+        self._stt_slots = Slots(
+            "stt", config.stt_concurrency, timeouts.queue, on_release=self._stt_pool.refill
+        )
+        self._tts_slots = Slots(
+            "tts", config.tts_concurrency, timeouts.queue, on_release=self._tts_pool.refill
         )
         # §9.6: some servers close the TTS socket after `context_closed`;
         # once seen, connections are used once and the pool keeps new ones warm.
@@ -85,6 +108,10 @@ class SixtyDbClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    def free_slots(self, service: str) -> int:
+        """How many of the account's ``"stt"`` or ``"tts"`` sessions are free here."""
+        return {"stt": self._stt_slots, "tts": self._tts_slots}[service].free
 
     def prewarm(self) -> None:
         """Open the warm connections in the background."""
@@ -134,25 +161,42 @@ class SixtyDbClient:
 
         async def open_channel() -> Channel:
             nonlocal held
-            await slots.acquire()
-            held = True
+            if not held:  # once per session, also when it connects a second time
+                await slots.acquire()
+                held = True
             return await self._stt_pool.take()
 
-        def release() -> None:
+        def release(closing: asyncio.Future[None] | None) -> None:
+            nonlocal held
             if held:
-                slots.release()
+                held = False
+                if closing is None:
+                    slots.release()
+                else:
+                    slots.release_after(closing)
 
         return SttSession(open_channel, options, self.config.timeouts, on_close=release)
 
     @contextlib.asynccontextmanager
     async def tts_context(self, options: TtsOptions) -> AsyncIterator[TtsContext]:
-        """An open TTS context on a warm connection, returned to the pool afterwards."""
-        async with self._tts_slots.hold():
+        """An open TTS context on a warm connection, returned to the pool afterwards.
+
+        The slot is given back in every case, also when the caller is
+        cancelled: at once, or when a discarded socket has finished closing.
+        """
+        await self._tts_slots.acquire()
+        closing: asyncio.Future[None] | None = None
+        try:
             context = await self._open_context(options)
             try:
                 yield context
             finally:
-                await self._release(context)
+                closing = self._release(context)
+        finally:
+            if closing is None:
+                self._tts_slots.release()
+            else:
+                self._tts_slots.release_after(closing)
 
     async def synthesize(self, text: str, options: TtsOptions) -> AsyncIterator[bytes]:
         """Speak ``text``: one request, audio chunks as they arrive."""
@@ -169,6 +213,14 @@ class SixtyDbClient:
                     yield chunk
 
     async def _open_context(self, options: TtsOptions) -> TtsContext:
+        try:
+            return await self._open_context_once(options)
+        except ConcurrencyLimitError:
+            # We hold a slot, so 60db's count lags a context that just ended.
+            await asyncio.sleep(LIMIT_RETRY_DELAY)
+            return await self._open_context_once(options)
+
+    async def _open_context_once(self, options: TtsOptions) -> TtsContext:
         channel = await self._tts_pool.take()
         try:
             return await self._create_context(channel, options)
@@ -190,15 +242,16 @@ class SixtyDbClient:
         channel.reused = True
         return context
 
-    async def _release(self, context: TtsContext) -> None:
+    def _release(self, context: TtsContext) -> asyncio.Future[None] | None:
+        """Return the context's socket to the pool, or close it (the close task)."""
         channel = context.channel
         if context.finished and channel.closed:
             self._tts_single_use = True
         if context.finished and not self._tts_single_use and not channel.closed:
             self._tts_pool.give_back(channel)
-        else:
-            # Mid-request failures leave the socket in an unknown state.
-            self._tts_pool.discard(channel)
+            return None
+        # Mid-request failures leave the socket in an unknown state.
+        return self._tts_pool.discard(channel)
 
     async def _open_stt(self) -> Channel:
         return await open_channel(self.session, self.config, "stt", STT_PATH)

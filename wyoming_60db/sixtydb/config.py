@@ -39,6 +39,18 @@ class Timeouts:
     """How long a request waits for a free slot under 60db's concurrency limits."""
     close: float = 2.0
     """Closing a WebSocket politely before giving up on it."""
+    stt_audio_idle: float = 10.0
+    """How long a transcription may go without new audio before it is ended.
+
+    A client that opens a request and then falls silent must not hold one of
+    the account's eight STT sessions forever."""
+    tts_text_idle: float = 30.0
+    """How long a streamed synthesis may go without new text before it is ended."""
+    warm_max_idle: float = 240.0
+    """A pre-warmed connection unused this long is replaced in the background.
+
+    60db documents no idle timeout; a fresh socket is cheaper than a request
+    that finds a half-dead one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Generic, Protocol, TypeVar
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final, Generic, Protocol, TypeVar
 
 from .errors import ConcurrencyLimitError, SixtyDbError
 
 _LOGGER = logging.getLogger(__name__)
+
+# A failed warm-up is retried after 1 s, then 2, 4, … up to a minute: 60db
+# being down must not turn into a connection storm, and it must be noticed
+# again soon after it comes back.
+BACKOFF_FIRST: Final = 1.0
+BACKOFF_MAX: Final = 60.0
+# 60db frees a session a moment after its socket has closed for us. A request
+# that holds one of our slots yet is refused for concurrency has met that lag:
+# it tries once more after this pause.
+LIMIT_RETRY_DELAY: Final = 0.25
 
 
 class Poolable(Protocol):
@@ -20,20 +31,28 @@ class Poolable(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    async def aclose(self) -> None: ...
+    def on_closed(self, callback: Callable[[], None]) -> None: ...
+
+    def close_soon(self) -> asyncio.Task[None]: ...
 
 
 T = TypeVar("T", bound=Poolable)
 
 
 class WarmPool(Generic[T]):
-    """Keeps ``size`` authenticated connections ready, so a request skips the handshake.
+    """Keeps up to ``size`` authenticated connections ready, so a request skips the login.
 
-    A single-use connection (STT: 60db closes it after ``session_stopped``) is
-    replaced in the background as soon as it is taken. A ``reusable`` one (TTS)
-    is expected back, so it is replaced only if it is discarded. Connections
-    idle longer than ``max_idle`` seconds are recycled: 60db documents no idle
-    timeout, and a half-dead socket would cost a failed request.
+    A home is idle most of the day, so the first request after a quiet spell is
+    the normal case: a background keeper replaces connections that closed,
+    failed to open (with a backoff) or sat idle for ``max_idle`` seconds, long
+    before a request needs them. A single-use connection (STT: 60db closes it
+    after ``session_stopped``) is replaced as soon as it is taken; a
+    ``reusable`` one (TTS) is expected back.
+
+    ``room()`` says how many more connections the account may open now (its
+    free concurrency slots). Warm connections never take more than that: if
+    60db counts connections rather than sessions, a warm socket beside a full
+    set of sessions would push the last session over the limit.
     """
 
     def __init__(
@@ -44,15 +63,22 @@ class WarmPool(Generic[T]):
         size: int = 1,
         reusable: bool = False,
         max_idle: float = 240.0,
+        room: Callable[[], int] = lambda: 1 << 30,
     ) -> None:
         self._factory = factory
         self._name = name
         self._size = size
         self._max_idle = max_idle
+        self._reusable = reusable
+        self._room = room
         self._idle: list[tuple[float, T]] = []
         self._filling = 0
-        self._reusable = reusable
+        self._waiters: deque[asyncio.Future[T | None]] = deque()
         self._lent = 0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._wake = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -64,17 +90,14 @@ class WarmPool(Generic[T]):
         return sum(1 for _, item in self._idle if not item.closed)
 
     async def take(self) -> T:
-        """A ready connection, or a new one when none is warm."""
-        self._drop_stale()
-        if self._reusable:
-            self._lent += 1
-        if self._idle:
-            _, item = self._idle.pop()
-            self.refill()
-            return item
-        self.refill(extra=1)
+        """A ready connection: a warm one, one about to be ready, or a new one."""
+        self._lent += self._reusable
         try:
-            return await self._factory()
+            item = self._pop_idle() or await self._wait_for_warm_up()
+            self.refill()  # a replacement, now, in the background
+            if item is not None:
+                return item
+            return await self._open_for_request()
         except BaseException:
             self._lent -= self._reusable
             raise
@@ -82,80 +105,173 @@ class WarmPool(Generic[T]):
     def give_back(self, item: T) -> None:
         """Return a connection that can carry another request."""
         self._lent -= self._reusable
-        self._drop_stale()
         if self._closed or item.closed or len(self._idle) >= self._size:
-            self._close_later(item)
-            self.refill()
-            return
-        self._idle.append((time.monotonic(), item))
+            self._close(item)
+        else:
+            self._keep_idle(item)
+        self.refill()
 
     def adopt(self, item: T) -> None:
         """Keep a connection opened outside the pool as a warm one."""
         self._lent += self._reusable
         self.give_back(item)
 
-    def discard(self, item: T) -> None:
-        """Close a taken connection that must not be reused, and replace it."""
+    def discard(self, item: T) -> asyncio.Task[None]:
+        """Close a taken connection that must not be reused; it is replaced."""
         self._lent -= self._reusable
-        self._close_later(item)
+        closing = item.close_soon()
         self.refill()
+        return closing
 
-    def refill(self, extra: int = 0) -> None:
-        """Open connections in the background until ``size`` are warm."""
-        if self._closed:
+    def refill(self) -> None:
+        """Make sure the keeper runs and looks at the pool now."""
+        if self._closed or self._size <= 0:
             return
-        missing = self._size - len(self._idle) - self._filling - self._lent - extra
-        for _ in range(max(0, missing)):
-            self._filling += 1
-            self._spawn(self._fill_one())
+        if self._keeper is None:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        self._wake.set()
 
     async def aclose(self) -> None:
-        """Close every idle connection and stop refilling."""
+        """Stop the keeper and close every warm connection."""
         self._closed = True
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._keeper] if self._keeper else [])]
+        for task in tasks:
             task.cancel()
-        # Warm-ups are cancelled; closes under way finish (each is bounded by
-        # Timeouts.close), so no socket is left half-closed.
-        await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(item.aclose() for _, item in idle), return_exceptions=True)
+        # Each close is bounded by Timeouts.close, and finishes even if we are cancelled.
+        closes = [*self._closing, *(item.close_soon() for _, item in idle)]
+        await asyncio.gather(*closes, return_exceptions=True)
 
-    async def _fill_one(self) -> None:
+    # ------------------------------------------------------------------ taking
+
+    def _pop_idle(self) -> T | None:
+        while self._idle:
+            since, item = self._idle.pop()
+            if not item.closed and time.monotonic() - since <= self._max_idle:
+                return item
+            self._close(item)
+        return None
+
+    async def _wait_for_warm_up(self) -> T | None:
+        """Wait for a connection already being opened, rather than open a second one."""
+        if self._filling <= len(self._waiters):
+            return None
+        waiter: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            item = await self._factory()
-        except SixtyDbError as err:
-            # A failed warm-up is not a failed request: the next request
-            # connects itself and reports the error to its caller.
-            self.last_error = err
-            _LOGGER.debug("Pre-warming a 60db %s connection failed: %s", self._name, err)
-            return
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and (item := waiter.result()):
+                self._keep_idle(item)  # handed over just as we were cancelled
+            raise
         finally:
-            self._filling -= 1
-        self.last_error = None
-        if self._closed:
-            await item.aclose()
-            return
-        self._idle.append((time.monotonic(), item))
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
-    def _drop_stale(self) -> None:
+    async def _open_for_request(self) -> T:
+        try:
+            return await self._factory()
+        except ConcurrencyLimitError:
+            # 60db may count connections, not sessions: give it a warm one
+            # back, or give its count a moment to catch up, and try once more.
+            if (item := self._pop_idle()) is not None:
+                _LOGGER.debug("60db %s is at its limit: closing a warm connection", self._name)
+                self._close(item)
+            if self._closing:
+                await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
+            await asyncio.sleep(LIMIT_RETRY_DELAY)
+            return await self._factory()
+
+    # ------------------------------------------------------------------ keeping
+
+    async def _keep(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            self._recycle_stale()
+            self._top_up()
+            await self._sleep(self._next_deadline())
+
+    async def _sleep(self, until: float | None) -> None:
+        delay = None if until is None else max(0.0, until - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    def _recycle_stale(self) -> None:
         now = time.monotonic()
-        keep: list[tuple[float, T]] = []
+        keep = []
         for since, item in self._idle:
-            if item.closed or now - since > self._max_idle:
-                self._close_later(item)
+            if item.closed or now - since >= self._max_idle:
+                self._close(item)
             else:
                 keep.append((since, item))
         self._idle = keep
 
-    def _close_later(self, item: T) -> None:
-        task = asyncio.get_running_loop().create_task(item.aclose())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+    def _top_up(self) -> None:
+        if time.monotonic() < self._retry_at:
+            return
+        # A socket still closing may still count at 60db.
+        wanted = min(self._size - self._lent, self._room() - len(self._closing))
+        for _ in range(wanted - len(self._idle) - self._filling):
+            self._filling += 1
+            task = asyncio.get_running_loop().create_task(self._fill_one())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _next_deadline(self) -> float | None:
+        deadlines = [since + self._max_idle for since, _ in self._idle]
+        if self._retry_at > time.monotonic():
+            deadlines.append(self._retry_at)
+        return min(deadlines, default=None)
+
+    async def _fill_one(self) -> None:
+        item: T | None = None
+        try:
+            item = await self._factory()
+        except SixtyDbError as err:
+            # A failed warm-up is not a failed request: a request connects
+            # itself and reports the error to its caller.
+            self._failures += 1
+            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
+            self._retry_at = time.monotonic() + delay
+            self.last_error = err
+            _LOGGER.debug("Pre-warming a 60db %s connection failed: %s", self._name, err)
+        finally:
+            self._filling -= 1
+            self._wake.set()
+            self._hand_over(item)
+
+    def _hand_over(self, item: T | None) -> None:
+        """Give a finished warm-up to a waiting request, else keep it idle."""
+        if item is not None:
+            self._failures = 0
+            self.last_error = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)  # None: that request connects itself
+                return
+        if item is not None:
+            if self._closed:
+                self._close(item)
+            else:
+                self._keep_idle(item)
+
+    def _close(self, item: T) -> None:
+        """Close a connection no request holds; it counts against the room until closed."""
+        closing = item.close_soon()
+        if not closing.done():
+            self._closing.add(closing)
+            closing.add_done_callback(self._closed_one)
+
+    def _closed_one(self, closing: asyncio.Task[None]) -> None:
+        self._closing.discard(closing)
+        self._wake.set()
+
+    def _keep_idle(self, item: T) -> None:
+        self._idle.append((time.monotonic(), item))
+        item.on_closed(self._wake.set)
 
 
 class Slots:
@@ -165,11 +281,24 @@ class Slots:
     for a short while turns a burst into a brief delay instead of an error.
     """
 
-    def __init__(self, service: str, limit: int, wait: float) -> None:
+    def __init__(
+        self,
+        service: str,
+        limit: int,
+        wait: float,
+        on_release: Callable[[], None] = lambda: None,
+    ) -> None:
         self.service = service
         self.limit = limit
         self._wait = wait
+        self._on_release = on_release
         self._semaphore = asyncio.Semaphore(limit)
+        self._held = 0
+
+    @property
+    def free(self) -> int:
+        """Slots nobody holds right now."""
+        return self.limit - self._held
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -192,7 +321,18 @@ class Slots:
                 service=self.service,
                 limit=self.limit,
             ) from None
+        self._held += 1
 
     def release(self) -> None:
-        """Give a slot back."""
+        """Give a slot back (synchronous, so it cannot be lost to a cancellation)."""
+        self._held -= 1
         self._semaphore.release()
+        self._on_release()
+
+    def release_after(self, closing: asyncio.Future[None]) -> None:
+        """Give the slot back once ``closing`` (a socket's close) is over.
+
+        60db may count a socket until its close completes; the callback runs
+        even when whoever started the close has been cancelled.
+        """
+        closing.add_done_callback(lambda _: self.release())

@@ -14,12 +14,14 @@ from . import protocol
 from .channel import Channel, Wakeup
 from .config import Timeouts
 from .errors import (
+    ConcurrencyLimitError,
     ConnectionLostError,
     SixtyDbError,
     SixtyDbTimeoutError,
     UnsupportedAudioFormatError,
     UnsupportedLanguageError,
 )
+from .pool import LIMIT_RETRY_DELAY
 from .protocol import Billing, Transcription
 
 _LOGGER = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class SttSession:
         open_channel: Callable[[], Awaitable[Channel]],
         options: SttOptions,
         timeouts: Timeouts,
-        on_close: Callable[[], None] = lambda: None,
+        on_close: Callable[[asyncio.Future[None] | None], None] = lambda _: None,
     ) -> None:
         self.options = options
         self._open_channel = open_channel
@@ -222,27 +224,34 @@ class SttSession:
         )
 
     async def aclose(self) -> None:
-        """Release the connection and the concurrency slot (idempotent)."""
+        """Release the connection and the concurrency slot (idempotent).
+
+        Safe under cancellation, which is the normal case: Home Assistant
+        hangs up the moment it has its transcript. The slot is given back by
+        the socket's close task, which runs to its end even when this
+        coroutine is cancelled half-way.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._channel is not None:
-            await self._channel.aclose()
         self._updates.put_nowait(None)
-        self._on_close()
+        tasks = [task for task in (self._task, self._flush_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        closing: asyncio.Future[None] | None = None
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if self._channel is not None:
+                closing = self._channel.close_soon()
+            self._on_close(closing)
+        if closing is not None:
+            await asyncio.shield(closing)
 
     async def _run(self) -> None:
         try:
-            self._channel = await self._open_channel()
-            if self._channel.connected_early:
-                # §9.1: `connected` came during the handshake, so only
-                # `session_started` can still tell us the session is ready.
-                _LOGGER.debug("60db sent `connected` before the handshake ended")
-            await self._channel.send(self.options.start_message())
-            await self._pump(self._channel)
+            channel = await self._start_session()
+            await self._pump(channel)
         except SixtyDbError as err:
             self._fail(err)
         finally:
@@ -250,8 +259,34 @@ class SttSession:
             self._done.set()
             self._updates.put_nowait(None)
 
-    async def _pump(self, channel: Channel) -> None:
-        while True:
+    async def _start_session(self) -> Channel:
+        """Connect, send ``start`` and wait until 60db is ready for audio.
+
+        A refusal for concurrency at this point is retried once: the request
+        holds one of our slots, so 60db's count is lagging behind a session
+        that just ended. No audio has gone out yet, so nothing is lost.
+        """
+        for retry in (False, True):
+            self._channel = channel = await self._open_channel()
+            if channel.connected_early:
+                # §9.1: `connected` came during the handshake, so only
+                # `session_started` can still tell us the session is ready.
+                _LOGGER.debug("60db sent `connected` before the handshake ended")
+            await channel.send(self.options.start_message())
+            try:
+                await self._pump(channel, until_ready=True)
+            except ConcurrencyLimitError:
+                if retry:
+                    raise
+                self._channel = None
+                await channel.aclose()
+                await asyncio.sleep(LIMIT_RETRY_DELAY)
+            else:
+                return channel
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pump(self, channel: Channel, *, until_ready: bool = False) -> None:
+        while not (until_ready and self._ready.is_set()):
             message = await channel.receive(None)
             if message is None:
                 if not self._stop_sent:
