@@ -151,6 +151,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="End a streamed synthesis whose client sends no text for this long "
         f"[SIXTYDB_TTS_IDLE_TIMEOUT] (default: {SERVER_TIMEOUTS.tts_text_idle:g})",
     )
+    add(
+        "--warm-max-idle",
+        default=env("WARM_MAX_IDLE") or str(SERVER_TIMEOUTS.warm_max_idle),
+        metavar="SECONDS",
+        help="Replace a pre-warmed 60db connection unused for this long; lower it if your "
+        "router forgets idle connections sooner [SIXTYDB_WARM_MAX_IDLE] "
+        f"(default: {SERVER_TIMEOUTS.warm_max_idle:g})",
+    )
     add("--debug", action="store_true", default=None, help="Log DEBUG messages [SIXTYDB_DEBUG]")
     add(
         "--log-format",
@@ -194,6 +202,7 @@ def parse_command_line(argv: Sequence[str], environ: Mapping[str, str]) -> Comma
             SERVER_TIMEOUTS,
             stt_audio_idle=_seconds(args.stt_idle_timeout, "--stt-idle-timeout", fail),
             tts_text_idle=_seconds(args.tts_idle_timeout, "--tts-idle-timeout", fail),
+            warm_max_idle=_seconds(args.warm_max_idle, "--warm-max-idle", fail),
         ),
     )
     return Command(settings, flag(args.debug, "DEBUG"), args.log_format)

@@ -51,7 +51,7 @@ def test_every_flag() -> None:
             "--tts-sample-rate", "24000", "--tts-speed", "1.5", "--zeroconf",
             "--allow", "10.1.0.0/16", "--allow", "192.168.5.7", "--debug",
             "--log-format", "%(message)s", "--stt-idle-timeout", "4.5",
-            "--tts-idle-timeout", "60",
+            "--tts-idle-timeout", "60", "--warm-max-idle", "90",
         ],
         {},
     )  # fmt: skip
@@ -65,6 +65,7 @@ def test_every_flag() -> None:
     assert settings.allow == AllowList.from_cidrs(["10.1.0.0/16", "192.168.5.7/32"])
     assert command.debug and command.log_format == "%(message)s"
     assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (4.5, 60.0)
+    assert settings.timeouts.warm_max_idle == 90.0
     assert settings.timeouts.stt_finalize == SERVER_TIMEOUTS.stt_finalize  # the rest unchanged
 
 
@@ -77,6 +78,7 @@ def test_every_environment_variable() -> None:
         "SIXTYDB_ZEROCONF": "kitchen-60db", "SIXTYDB_ALLOW": "10.0.0.0/8,fd00::/8",
         "SIXTYDB_DEMO": "yes", "SIXTYDB_DEBUG": "1", "SIXTYDB_LOG_FORMAT": "%(levelname)s",
         "SIXTYDB_STT_IDLE_TIMEOUT": "20", "SIXTYDB_TTS_IDLE_TIMEOUT": "15",
+        "SIXTYDB_WARM_MAX_IDLE": "30",
     }  # fmt: skip
     command = parse_command_line([], env)
     settings = command.settings
@@ -89,6 +91,7 @@ def test_every_environment_variable() -> None:
     assert settings.demo and settings.api_key is None  # --demo needs no key
     assert command.debug and command.log_format == "%(levelname)s"
     assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (20.0, 15.0)
+    assert settings.timeouts.warm_max_idle == 30.0
 
 
 def test_command_line_wins_over_the_environment() -> None:

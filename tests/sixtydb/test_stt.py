@@ -284,3 +284,21 @@ async def test_unrequested_interims_and_binary_mulaw_servers(emulator: Emulator)
         result = await transcribe(client, speech(PHRASE))
     assert result.text == PHRASE
     assert any(not u.is_final for u in result.utterances)
+
+
+async def test_closing_mid_flush_leaves_no_task_behind(emulator: Emulator) -> None:
+    """Audio buffered during the login is flushed by a task; aclose() ends it too."""
+    emulator.settings.connect_latency = 0.2
+    emulator.settings.close_delay = 0.1
+    async with make_client(emulator) as client:
+        session = client.stt_session(SttOptions(languages=["en"]))
+        session.start()
+        for chunk in chunks(speech(PHRASE), 320):
+            await session.send_audio(chunk)  # all buffered: 60db is not ready yet
+        async with asyncio.timeout(5):
+            while session._flush_task is None:  # noqa: ASYNC110 - set when 60db is ready
+                await asyncio.sleep(0.005)
+        await session.aclose()
+        assert session._flush_task.done()
+        assert session._task is not None and session._task.done()
+        assert client.free_slots("stt") == 8
