@@ -119,10 +119,12 @@ class SixtyDbEventHandler(AsyncEventHandler):
                 self._draining = True
                 await self._drain()
         finally:
-            await self.disconnect()
-            self.writer.close()
-            self._backend.connections.discard(self)
-            self.finished.set()
+            try:
+                await self.disconnect()
+            finally:  # also when shutdown cancels us half-way through the cleanup
+                self.writer.close()
+                self._backend.connections.discard(self)
+                self.finished.set()
 
     async def _read_events(self) -> None:
         limits = self._settings.limits
@@ -265,10 +267,12 @@ class SixtyDbEventHandler(AsyncEventHandler):
 
     async def _cancel_requests(self) -> None:
         current = asyncio.current_task()
-        await cancel_and_wait(task for task in self._tasks if task is not current)
         stt, self._stt = self._stt, None
-        if stt is not None:
-            await stt.aclose()
+        try:
+            await cancel_and_wait(task for task in self._tasks if task is not current)
+        finally:  # the session (and its slot) is released even if we are cancelled meanwhile
+            if stt is not None:
+                await stt.aclose()
 
     def _client(self) -> SixtyDbClient:
         client = self._backend.client
