@@ -26,6 +26,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.sixtydb.api import create_client
 from custom_components.sixtydb.const import CONF_API_URL, DOMAIN
 from wyoming_60db.emulator import Emulator, EmulatorSettings
+from wyoming_60db.sixtydb import Timeouts
 
 API_KEY = "sk_live_test_key_0123456789abcdef"
 OTHER_KEY = "sk_live_other_key_fedcba9876543210"
@@ -33,6 +34,8 @@ USER_ID = 43  # the emulator's default account
 STT_ENTITY = "stt.60db_speech_to_text"
 TTS_ENTITY = "tts.60db_text_to_speech"
 WAIT = 10.0  # the longest any test waits for one network event
+# Idle limits short enough to test without waiting the real 10 s / 30 s.
+SHORT_IDLE = Timeouts(stt_audio_idle=0.5, tts_text_idle=0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -126,12 +129,43 @@ async def cold_entry(
             yield entry
 
 
+@pytest.fixture
+async def impatient_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The entry with SHORT_IDLE: requests whose input goes quiet end after 0.5 s."""
+    with patch(
+        "custom_components.sixtydb.create_client", partial(create_client, timeouts=SHORT_IDLE)
+    ):
+        async with _loaded(hass, config_entry) as entry:
+            yield entry
+
+
 async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
     """Poll ``condition`` until it holds; fail (never hang) after ``timeout`` seconds."""
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110  # the emulator's records have no events
             await asyncio.sleep(0.01)
     assert condition(), what
+
+
+def request_tasks() -> list[asyncio.Task[Any]]:
+    """Unfinished tasks running the integration's or a 60db session's code.
+
+    Warm-pool upkeep (``pool.py``) is not a request's and does not count.
+    """
+    current = asyncio.current_task()
+    found = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        code = getattr(task.get_coro(), "cr_code", None)
+        filename = Path(code.co_filename).as_posix() if code is not None else ""
+        if "/custom_components/sixtydb/" in filename or filename.endswith(
+            ("/wyoming_60db/sixtydb/stt.py", "/wyoming_60db/sixtydb/tts.py")
+        ):
+            found.append(task)
+    return found
 
 
 async def bounded(awaitable: Awaitable[Any], timeout: float = WAIT) -> Any:

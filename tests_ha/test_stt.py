@@ -1,14 +1,28 @@
-"""Speech-to-text through the entity, with tone-coded speech streamed in real chunks."""
+"""Speech-to-text through the entity, as the assist pipeline calls it, at real time.
+
+Tone-coded speech is streamed in 10 ms chunks at real time (what a voice
+satellite sends through Home Assistant), through what the pipeline calls:
+``internal_async_process_audio_stream`` where it exists (2026.x), else
+``async_process_audio_stream``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 from homeassistant.components import stt
+from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.components.tts.helper import get_engine_instance
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -19,10 +33,21 @@ from custom_components.sixtydb.const import CONF_STT_ENCODING, CONF_STT_LANGUAGE
 from custom_components.sixtydb.issues import no_credits_issue_id
 from wyoming_60db.emulator import Emulator, Fault, SttRecord, tonecode
 
-from .conftest import STT_ENTITY, bounded, wait_for
+from .conftest import (
+    SHORT_IDLE,
+    STT_ENTITY,
+    TTS_ENTITY,
+    bounded,
+    request_tasks,
+    wait_for,
+)
 
 PHRASE = "turn on the kitchen lights"
-CHUNK_MS = 20
+SECOND_PHRASE = "and dim them to half"
+COMMAND = f"{PHRASE} {SECOND_PHRASE}"
+CHUNK_MS = 10  # what the assist pipeline sends: 320 bytes at 16 kHz, 16-bit mono
+CLOSE_DELAY = 0.15  # a close handshake as slow as a real network round trip
+HAS_PARTIALS = sixtydb_stt.HAS_PARTIAL_RESULTS
 
 
 def _metadata(
@@ -39,9 +64,75 @@ def _metadata(
     )
 
 
-def _speech(text: str, rate: int = 16000) -> bytes:
-    silence = np.zeros(rate // 5, dtype="<i2")  # 200 ms either side, like a real command
-    return np.concatenate([silence, tonecode.encode(text, rate), silence]).astype("<i2").tobytes()
+def _speech(*phrases: str, rate: int = 16000, pause: float = 1.0) -> bytes:
+    """Phrases with ``pause`` seconds between them, 200 ms of silence either side."""
+    edge = np.zeros(rate // 5, dtype="<i2")
+    gap = np.zeros(round(rate * pause), dtype="<i2")
+    parts = [edge]
+    for index, phrase in enumerate(phrases):
+        if index:
+            parts.append(gap)
+        parts.append(tonecode.encode(phrase, rate))
+    parts.append(edge)
+    return np.concatenate(parts).astype("<i2").tobytes()
+
+
+@dataclass
+class Feed:
+    """Audio as Home Assistant's pipeline delivers it: 10 ms chunks at real time.
+
+    It records how far it got, so results can be placed against the audio:
+    ``yielded`` chunks so far, and when the last one was yielded.
+    """
+
+    audio: bytes
+    rate: int = 16000
+    frame_bytes: int = 2  # width * channels
+    wait_for_audio: Emulator | None = None  # hold the second half until 60db has audio
+    yielded: int = 0
+    last_chunk_at: float | None = None
+    chunk_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chunk_bytes = self.rate * CHUNK_MS // 1000 * self.frame_bytes
+
+    @property
+    def chunks(self) -> int:
+        return -(-len(self.audio) // self.chunk_bytes)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index in range(self.chunks):
+            # Real time, tolerant of drift: a late chunk goes at once, and after
+            # a long stall (a busy machine) the clock restarts instead of bursting.
+            late = loop.time() - (start + index * CHUNK_MS / 1000)
+            if late > 0.2:
+                start += late
+            await asyncio.sleep(max(-late, 0))
+            if self.wait_for_audio is not None and index >= self.chunks // 2:
+                await _audio_arrived(self.wait_for_audio)
+                self.wait_for_audio = None
+            self.yielded = index + 1
+            if self.yielded == self.chunks:
+                self.last_chunk_at = loop.time()
+            yield self.audio[index * self.chunk_bytes : (index + 1) * self.chunk_bytes]
+
+
+@dataclass
+class Seen:
+    """One result the entity yielded, placed against the audio."""
+
+    result: Any
+    chunks_yielded: int
+    at: float
+
+
+async def _audio_arrived(emulator: Emulator) -> None:
+    await wait_for(
+        lambda: any(session.audio for session in emulator.stt_sessions),
+        "60db received audio before the stream ended",
+    )
 
 
 def _used_session(emulator: Emulator) -> SttRecord:
@@ -55,29 +146,79 @@ def _entity(hass: HomeAssistant) -> sixtydb_stt.SixtyDbSttEntity:
     return entity
 
 
-async def _chunks(
-    audio: bytes, rate: int = 16000, width: int = 2, *, emulator: Emulator | None = None
-) -> AsyncIterator[bytes]:
-    """Audio as HA's pipeline delivers it: small chunks, one at a time.
+async def _process(
+    entity: sixtydb_stt.SixtyDbSttEntity,
+    metadata: stt.SpeechMetadata,
+    stream: AsyncIterable[bytes],
+) -> stt.SpeechResult:
+    """What the assist pipeline calls."""
+    if hasattr(entity, "internal_async_process_audio_stream"):
+        result = await entity.internal_async_process_audio_stream(metadata, stream)
+    else:
+        result = await entity.async_process_audio_stream(metadata, stream)
+    assert isinstance(result, stt.SpeechResult)
+    return result
 
-    With ``emulator``, the second half waits until 60db has received audio:
-    that proves the entity streams while HA is still sending.
+
+async def _process_and_watch(
+    entity: sixtydb_stt.SixtyDbSttEntity, metadata: stt.SpeechMetadata, feed: Feed
+) -> tuple[stt.SpeechResult, list[Seen]]:
+    """``_process``, recording every result the entity yields on the way (2026.11+)."""
+    seen: list[Seen] = []
+    if not HAS_PARTIALS:
+        return await _process(entity, metadata, feed.stream()), seen
+    loop = asyncio.get_running_loop()
+    original = entity.async_process_audio_stream_with_progress
+
+    async def spy(
+        metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> AsyncGenerator[Any, None]:
+        async with aclosing(original(metadata, stream)) as results:
+            async for result in results:
+                seen.append(Seen(result, feed.yielded, loop.time()))
+                yield result
+
+    with patch.object(entity, "async_process_audio_stream_with_progress", spy):
+        result = await _process(entity, metadata, feed.stream())
+    return result, seen
+
+
+async def test_two_phrase_command_at_real_time(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A command spoken as two phrases with a pause: both phrases, and a stopped session.
+
+    Where Home Assistant takes partial results (2026.11+), the first phrase
+    comes back as a PartialSpeechResult while the user is still speaking,
+    and the final transcript is the one SpeechResult, last.
     """
-    size = rate * width * CHUNK_MS // 1000
-    half = len(audio) // 2
-    for offset in range(0, len(audio), size):
-        if emulator is not None and offset >= half:
-            await _audio_arrived(emulator)
-            emulator = None
-        yield audio[offset : offset + size]
-        await asyncio.sleep(0)
+    feed = Feed(_speech(PHRASE, SECOND_PHRASE))
+    result, seen = await bounded(_process_and_watch(_entity(hass), _metadata(), feed), 30)
 
-
-async def _audio_arrived(emulator: Emulator) -> None:
-    await wait_for(
-        lambda: any(session.audio for session in emulator.stt_sessions),
-        "60db received audio before the stream ended",
-    )
+    assert result == stt.SpeechResult(COMMAND, stt.SpeechResultState.SUCCESS)
+    session = _used_session(emulator)
+    assert session.transcripts == [PHRASE, SECOND_PHRASE]
+    assert session.ended == "stopped", "the 60db session was not finished with stop"
+    assert session.start is not None
+    assert "interim_results_frequency" not in session.start["config"]  # partials cost nothing
+    if not HAS_PARTIALS:
+        return
+    timeline = [
+        (type(s.result).__name__, s.result.text, f"chunk {s.chunks_yielded}/{feed.chunks}", s.at)
+        for s in seen
+    ]
+    assert [s.result for s in seen if isinstance(s.result, stt.SpeechResult)] == [result]
+    assert seen[-1].result is result, timeline
+    partials = seen[:-1]
+    assert all(isinstance(s.result, stt.PartialSpeechResult) for s in partials), timeline
+    assert all(COMMAND.startswith(s.result.text) for s in partials), timeline
+    assert feed.last_chunk_at is not None
+    early = [
+        s
+        for s in partials
+        if s.result.text == PHRASE and s.chunks_yielded < feed.chunks and s.at < feed.last_chunk_at
+    ]
+    assert early, f"no partial with the first phrase before the audio ended: {timeline}"
 
 
 async def test_streams_audio_and_returns_the_transcript(
@@ -88,9 +229,8 @@ async def test_streams_audio_and_returns_the_transcript(
     assert "en" in entity.supported_languages
     assert entity.check_metadata(_metadata())
 
-    result = await bounded(
-        entity.async_process_audio_stream(_metadata(), _chunks(_speech(PHRASE), emulator=emulator))
-    )
+    feed = Feed(_speech(PHRASE), wait_for_audio=emulator)
+    result = await bounded(_process(entity, _metadata(), feed.stream()))
     assert result == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)
     session = _used_session(emulator)
     assert session.start is not None
@@ -99,6 +239,7 @@ async def test_streams_audio_and_returns_the_transcript(
     assert session.config["encoding"] == "linear"
     assert session.config["sample_rate"] == 16000
     assert session.transcripts == [PHRASE]
+    assert session.ended == "stopped"
 
 
 async def test_options_choose_languages_and_mulaw(
@@ -108,9 +249,7 @@ async def test_options_choose_languages_and_mulaw(
     hass.config_entries.async_update_entry(
         setup_entry, options={CONF_STT_LANGUAGES: ["en", "hi"], CONF_STT_ENCODING: "mulaw"}
     )
-    result = await bounded(
-        _entity(hass).async_process_audio_stream(_metadata(), _chunks(_speech(PHRASE)))
-    )
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
     assert result.text == PHRASE
     session = _used_session(emulator)
     assert session.languages == ["en", "hi"]
@@ -122,13 +261,12 @@ async def test_converts_stereo_48k_with_a_wav_header(
     hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
     """Any PCM HA advertises is converted; a WAV header is not sent as audio."""
-    mono = np.frombuffer(_speech(PHRASE, 48000), dtype="<i2")
+    mono = np.frombuffer(_speech(PHRASE, rate=48000), dtype="<i2")
     stereo = np.repeat(mono, 2).astype("<i2").tobytes()
     wav = wav_file(stereo, 48000, channels=2)
     metadata = _metadata(stt.AudioSampleRates.SAMPLERATE_48000, stt.AudioChannels.CHANNEL_STEREO)
-    result = await bounded(
-        _entity(hass).async_process_audio_stream(metadata, _chunks(wav, 48000, 4))
-    )
+    feed = Feed(wav, rate=48000, frame_bytes=4)
+    result = await bounded(_process(_entity(hass), metadata, feed.stream()))
     assert result.text == PHRASE
     # 16 kHz mono: a third of the 48 kHz samples, half of the stereo bytes.
     sent = len(_used_session(emulator).audio)
@@ -153,6 +291,7 @@ async def test_http_api(
     )
     assert response.status == HTTPStatus.OK
     assert await response.json() == {"text": PHRASE, "result": "success"}
+    assert _used_session(emulator).ended == "stopped"
 
 
 async def test_no_credits_is_an_error_result_and_a_repair_issue(
@@ -162,78 +301,30 @@ async def test_no_credits_is_an_error_result_and_a_repair_issue(
     setup_entry = cold_entry
     issues = ir.async_get(hass)
     emulator.settings.credit_balance = 0
-    result = await bounded(
-        _entity(hass).async_process_audio_stream(_metadata(), _chunks(_speech(PHRASE)))
-    )
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
     assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
     assert issues.async_get_issue(DOMAIN, no_credits_issue_id(setup_entry)) is not None
 
     emulator.settings.credit_balance = 3.0
-    result = await bounded(
-        _entity(hass).async_process_audio_stream(_metadata(), _chunks(_speech(PHRASE)))
-    )
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
     assert result.text == PHRASE
     assert issues.async_get_issue(DOMAIN, no_credits_issue_id(setup_entry)) is None
+    await wait_for(lambda: emulator.open_connections == 0, "used connections closed")
 
 
-@pytest.mark.parametrize("field", ["codec", "sample_rate"])
+@pytest.mark.parametrize("field_name", ["codec", "sample_rate"])
 async def test_unsupported_audio_is_an_error_result(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator, field: str
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator, field_name: str
 ) -> None:
     """Audio the entity cannot convert is refused before anything is sent."""
     metadata = _metadata()
-    if field == "codec":
+    if field_name == "codec":
         metadata.codec = stt.AudioCodecs.OPUS
     else:
         metadata.sample_rate = 96000  # type: ignore[assignment]  # beyond the resampler
-    result = await _entity(hass).async_process_audio_stream(metadata, _chunks(b"\0" * 640))
+    result = await _process(_entity(hass), metadata, Feed(b"\0" * 640).stream())
     assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
     assert not any(session.start for session in emulator.stt_sessions)
-
-
-async def test_partial_results(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
-) -> None:
-    """Partial transcripts arrive while the audio is still streaming, the final one last."""
-    entity = _entity(hass)
-    results = [
-        result
-        async for result in entity._stream_partial_results(
-            _metadata(), _chunks(_speech(PHRASE), emulator=emulator)
-        )
-    ]
-    assert results[-1] == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)
-    partials = [result.text for result in results[:-1]]
-    assert partials, "no partial result"
-    assert all(PHRASE.startswith(text) for text in partials)
-    session = _used_session(emulator)
-    assert session.config is not None
-    assert session.config["interim_results_frequency"] == sixtydb_stt.INTERIM_RESULTS_MS
-
-
-def test_partial_results_only_where_home_assistant_has_them() -> None:
-    """The 2026.11 method is overridden exactly when HA's base class has it, in that shape."""
-    has_it = sixtydb_stt.progress_api_matches(stt.SpeechToTextEntity)
-    assert sixtydb_stt.HAS_PROGRESS is has_it
-    assert (sixtydb_stt.PROGRESS_METHOD in vars(sixtydb_stt.SixtyDbSttEntity)) is has_it
-    if not hasattr(stt.SpeechToTextEntity, sixtydb_stt.PROGRESS_METHOD):
-        assert not has_it  # 2025.4 … 2026.10
-
-
-def test_progress_feature_check() -> None:
-    """Only an async generator of (metadata, stream) is taken for the assumed API."""
-
-    class Assumed:
-        async def async_process_audio_stream_with_progress(self, metadata, stream):  # type: ignore[no-untyped-def]
-            yield None
-
-    class WithCallback:
-        async def async_process_audio_stream_with_progress(self, metadata, stream, on_partial):  # type: ignore[no-untyped-def]
-            return None
-
-    assert sixtydb_stt.progress_api_matches(Assumed)
-    assert not sixtydb_stt.progress_api_matches(WithCallback)
-    assert not sixtydb_stt.progress_api_matches(object)
 
 
 @pytest.mark.parametrize("fail_at", ["start", "stream"])
@@ -249,7 +340,139 @@ async def test_connection_lost_is_an_error_result(
             after_audio_bytes=None if fail_at == "start" else 3200,
         )
     )
-    result = await bounded(
-        _entity(hass).async_process_audio_stream(_metadata(), _chunks(_speech(PHRASE)))
-    )
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
     assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+    await wait_for(lambda: cold_entry.runtime_data.client.free_slots("stt") == 8, "slot freed")
+
+
+def test_partial_results_exactly_where_home_assistant_has_them() -> None:
+    """The partial-results method is overridden exactly when HA exports PartialSpeechResult."""
+    exported = hasattr(stt, "PartialSpeechResult")
+    assert sixtydb_stt.HAS_PARTIAL_RESULTS is exported
+    overridden = "async_process_audio_stream_with_progress" in vars(sixtydb_stt.SixtyDbSttEntity)
+    assert overridden is exported
+    assert "async_process_audio_stream" in vars(sixtydb_stt.SixtyDbSttEntity)
+
+
+@pytest.mark.skipif(not HAS_PARTIALS, reason="Home Assistant before 2026.11: no partials")
+async def test_closing_the_generator_early_ends_everything(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A consumer that stops after the first partial leaves no task and no session behind."""
+    emulator.settings.close_delay = CLOSE_DELAY
+    client = setup_entry.runtime_data.client
+    feed = Feed(_speech(PHRASE, SECOND_PHRASE))
+    results = _entity(hass).async_process_audio_stream_with_progress(_metadata(), feed.stream())
+    first = await bounded(anext(results), 20)
+    assert first == stt.PartialSpeechResult(PHRASE)
+    await bounded(results.aclose())
+    stopped_at = feed.yielded
+    assert stopped_at < feed.chunks
+
+    session = _used_session(emulator)
+    await wait_for(lambda: session.ended is not None, "60db session closed")
+    assert session.ended != "stopped"  # abandoned on purpose: nobody wants the rest
+    await wait_for(lambda: client.free_slots("stt") == 8, "STT slot given back")
+    await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
+    await asyncio.sleep(0.05)
+    assert feed.yielded == stopped_at  # the audio stream is no longer read
+
+
+@pytest.mark.parametrize("when", ["streaming", "closing"])
+async def test_cancelled_transcription_gives_the_slot_back(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator, when: str
+) -> None:
+    """The pipeline task cancelled mid-stream, or during the close handshake: slot freed."""
+    emulator.settings.close_delay = CLOSE_DELAY
+    client = setup_entry.runtime_data.client
+    task = asyncio.create_task(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
+    if when == "streaming":
+        await _audio_arrived(emulator)
+    else:  # 60db has stopped the session; its close takes CLOSE_DELAY
+        await wait_for(
+            lambda: any(s.ended == "stopped" for s in emulator.stt_sessions), "session stopped"
+        )
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await bounded(task)
+
+    await wait_for(lambda: client.free_slots("stt") == 8, "STT slot given back")
+    await wait_for(
+        lambda: all(s.ended is not None for s in emulator.stt_sessions if s.start is not None),
+        "60db session closed",
+    )
+    await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
+    # And the next request is served.
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
+    assert result.text == PHRASE
+
+
+async def test_bursts_of_concurrent_requests_keep_every_slot(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """5 bursts of 8 transcriptions (and 5 syntheses) at once, with a slow close handshake.
+
+    Every request succeeds, and afterwards all 8 STT and 5 TTS slots are free.
+    """
+    emulator.settings.close_delay = CLOSE_DELAY
+    client = setup_entry.runtime_data.client
+    entity = _entity(hass)
+    tts_entity = get_engine_instance(hass, TTS_ENTITY)
+    assert tts_entity is not None
+    command = "lights on"
+    audio = _speech(command)
+
+    async def speak() -> bytes:
+        response = await tts_entity.async_stream_tts_audio(
+            TTSAudioRequest("en", {}, _text("Okay."))
+        )
+        return b"".join([chunk async for chunk in response.data_gen])
+
+    for burst in range(5):
+        async with asyncio.timeout(30):
+            stt_results, tts_results = await asyncio.gather(
+                asyncio.gather(
+                    *(_process(entity, _metadata(), Feed(audio).stream()) for _ in range(8))
+                ),
+                asyncio.gather(*(speak() for _ in range(5))),
+            )
+        assert [r.text for r in stt_results] == [command] * 8, f"burst {burst}"
+        assert all(len(wav) > 44 for wav in tts_results), f"burst {burst}"
+
+    await wait_for(lambda: client.free_slots("stt") == 8, "all 8 STT slots free")
+    await wait_for(lambda: client.free_slots("tts") == 5, "all 5 TTS slots free")
+    used = [s for s in emulator.stt_sessions if s.start is not None]
+    assert len(used) == 40
+    assert all(s.ended == "stopped" for s in used)
+
+
+async def _text(*parts: str) -> AsyncGenerator[str, None]:
+    for part in parts:
+        yield part
+
+
+async def test_audio_that_goes_quiet_ends_the_request(
+    hass: HomeAssistant,
+    impatient_entry: MockConfigEntry,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stream that stops yielding for stt_audio_idle: ERROR, a warning, slot and session freed."""
+    client = impatient_entry.runtime_data.client
+    assert client.config.timeouts.stt_audio_idle == SHORT_IDLE.stt_audio_idle
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        async for chunk in Feed(_speech(PHRASE)[:9600]).stream():  # 300 ms
+            yield chunk
+        await never.wait()  # a satellite that went away without a word
+        yield b""  # pragma: no cover
+
+    with caplog.at_level(logging.WARNING, logger="custom_components.sixtydb"):
+        result = await bounded(_process(_entity(hass), _metadata(), stalls()))
+    assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+    assert "No audio for 0.5 s" in caplog.text
+    await wait_for(lambda: client.free_slots("stt") == 8, "STT slot given back")
+    session = _used_session(emulator)
+    await wait_for(lambda: session.ended is not None, "60db session closed")
+    await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")

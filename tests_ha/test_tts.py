@@ -268,3 +268,36 @@ async def test_concurrency_limit(
     finally:
         release.set()
         await bounded(_collect(first_audio))
+
+
+async def test_text_that_goes_quiet_ends_the_stream(
+    hass: HomeAssistant, impatient_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A message_gen silent for tts_text_idle: what was said is heard, then a translated error.
+
+    The TTS slot and the 60db context are given back.
+    """
+    client = impatient_entry.runtime_data.client
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncGenerator[str, None]:
+        yield "Hello there. How"
+        await never.wait()  # a language model that hangs
+        yield " are you?"  # pragma: no cover
+
+    response = await _entity(hass).async_stream_tts_audio(TTSAudioRequest("en", {}, stalls()))
+    received: list[bytes] = []
+
+    async def listen() -> None:
+        async for chunk in response.data_gen:
+            received.append(chunk)
+
+    with pytest.raises(HomeAssistantError) as raised:
+        await bounded(listen())
+    data = b"".join(received)
+    assert raised.value.translation_domain == DOMAIN
+    assert raised.value.translation_key == "text_idle_timeout"
+    assert str(raised.value).startswith("No text to speak arrived for 0.5 s, so the 60db")
+    assert _heard(data) == "hello there."
+    await wait_for(lambda: client.free_slots("tts") == 5, "TTS slot given back")
+    await wait_for(lambda: emulator.tts_contexts[-1].closed, "60db context closed")

@@ -1,7 +1,8 @@
-"""The integration's pure helpers: WAV framing, the catalog, error translation, partials."""
+"""The integration's pure helpers: WAV framing, the catalog, error translation, idle bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import AsyncIterator
 
@@ -10,14 +11,13 @@ import pytest
 from custom_components.sixtydb.audio import WavHeaderStripper, wav_file, wav_header
 from custom_components.sixtydb.coordinator import Catalog
 from custom_components.sixtydb.errors import FALLBACK_CODE, translation_of
-from custom_components.sixtydb.stt import _relay_partials
-from custom_components.sixtydb.tts import _label, default_language
+from custom_components.sixtydb.stt import AudioIdleError, _next_chunk
+from custom_components.sixtydb.tts import _label, _next_text, default_language
 from wyoming_60db.sixtydb import (
     ConcurrencyLimitError,
     ServerError,
     SixtyDbError,
     SttLanguage,
-    Transcription,
     UnknownVoiceError,
     UnsupportedLanguageError,
     Voice,
@@ -135,24 +135,27 @@ def test_error_translation(error: SixtyDbError, key: str, placeholders: dict[str
     assert placeholders.items() <= got.items()
 
 
-class _FakeSession:
-    def __init__(self, updates: list[Transcription]) -> None:
-        self._updates = updates
-
-    async def transcripts(self) -> AsyncIterator[Transcription]:
-        for update in self._updates:
-            yield update
+async def _raises_timeout() -> AsyncIterator[bytes]:
+    raise TimeoutError("the source's own")
+    yield b""  # pragma: no cover
 
 
-async def test_partials_join_finished_utterances_and_the_current_guess() -> None:
-    """Two-phase finals (§2.5) report the canonical text once; empty finals add nothing."""
-    updates = [
-        Transcription("turn", is_final=False, speech_final=False),
-        Transcription("turn on", is_final=True, speech_final=False),  # first emit
-        Transcription("Turn on.", is_final=True, speech_final=True),  # canonical
-        Transcription("", is_final=True, speech_final=True),
-        Transcription("the light", is_final=False, speech_final=False),
-    ]
-    heard: list[str] = []
-    await _relay_partials(_FakeSession(updates), heard.append)  # type: ignore[arg-type]
-    assert heard == ["turn", "Turn on.", "Turn on.", "Turn on. the light"]
+async def test_idle_bounds_tell_silence_from_a_source_error() -> None:
+    """Only the idle limit is reported as idle; a TimeoutError of the source passes through."""
+    with pytest.raises(TimeoutError, match="own"):
+        await _next_chunk(_raises_timeout(), 5)
+    with pytest.raises(TimeoutError, match="own"):
+        await _next_text(_raises_timeout(), 5)  # type: ignore[arg-type]
+
+    async def silent() -> AsyncIterator[bytes]:
+        await asyncio.sleep(5)
+        yield b""  # pragma: no cover
+
+    with pytest.raises(AudioIdleError):
+        await _next_chunk(silent(), 0.01)
+    assert await _next_chunk(_empty(), 5) is None
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover

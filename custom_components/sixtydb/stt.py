@@ -3,21 +3,25 @@
 Audio goes to 60db chunk by chunk while Home Assistant is still recording, so
 the transcript is ready a moment after the user stops speaking instead of
 after an upload of the whole recording.
+
+On Home Assistant 2026.11+ the entity also reports partial results: the
+phrases 60db has finished so far (its canonical finals, sent at each pause
+anyway), joined. No interim results are asked for: nothing in Home Assistant
+shows partials yet, so they must cost nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 
 from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from wyoming_60db.audio import MAX_RATE, MIN_RATE, PcmFormat, UnsupportedAudioFormat
-from wyoming_60db.sixtydb import SixtyDbError, SttOptions, SttResult, SttSession
+from wyoming_60db.sixtydb import SixtyDbError, SttOptions
 
 from .audio import SttEncoder
 from .const import (
@@ -30,32 +34,21 @@ from .const import (
 from .coordinator import SixtyDbConfigEntry
 from .entity import SixtyDbEntity
 
+try:  # Home Assistant 2026.11+: partial results while the user speaks
+    from homeassistant.components.stt import (  # type: ignore[attr-defined,unused-ignore]
+        PartialSpeechResult,
+    )
+except ImportError:  # earlier releases: the final result only
+    HAS_PARTIAL_RESULTS = False
+else:
+    HAS_PARTIAL_RESULTS = True
+
 # Each request opens its own 60db session; 60db allows 8 at once per account.
 PARALLEL_UPDATES = 0
 
-# Interim results are only asked for when someone listens to them (HA 2026.11+).
-INTERIM_RESULTS_MS = 300
 
-PROGRESS_METHOD = "async_process_audio_stream_with_progress"
-
-
-def progress_api_matches(base: type) -> bool:
-    """Whether ``base`` has HA 2026.11's partial-results method in the shape used here.
-
-    That release is newer than anything testable here, so the override is
-    installed only if the method is an async generator of ``(metadata, stream)``,
-    as this code assumes. Anything else keeps Home Assistant's own default,
-    which still gets the final transcript from ``async_process_audio_stream``.
-    """
-    method = getattr(base, PROGRESS_METHOD, None)
-    if method is None or not inspect.isasyncgenfunction(method):
-        return False
-    return list(inspect.signature(method).parameters) == ["self", "metadata", "stream"]
-
-
-HAS_PROGRESS = progress_api_matches(stt.SpeechToTextEntity)
-
-PartialCallback = Callable[[str], None]
+class AudioIdleError(Exception):
+    """The audio stream yielded nothing for ``Timeouts.stt_audio_idle`` seconds."""
 
 
 async def async_setup_entry(
@@ -107,80 +100,83 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Stream the audio to 60db and return the final transcript."""
-        return await self._transcribe(metadata, stream)
+        async with aclosing(self._results(metadata, stream, partials=False)) as results:
+            result = await anext(results)
+        assert isinstance(result, stt.SpeechResult)  # without partials: the one and only item
+        return result
 
-    async def _stream_partial_results(
-        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
-    ) -> AsyncGenerator[stt.SpeechResult, None]:
-        """Partial transcripts while the user speaks, then the final one."""
-        partials: asyncio.Queue[str] = asyncio.Queue()
-        task = asyncio.create_task(self._transcribe(metadata, stream, partials.put_nowait))
-        try:
-            while not task.done():
-                waiter = asyncio.ensure_future(partials.get())
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if waiter.done():
-                    yield stt.SpeechResult(waiter.result(), stt.SpeechResultState.SUCCESS)
-                else:
-                    waiter.cancel()
-            yield task.result()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    if HAS_PARTIAL_RESULTS:
 
-    if HAS_PROGRESS:
-        # Partial results first, the final one last (see progress_api_matches).
-        async_process_audio_stream_with_progress = _stream_partial_results
+        async def async_process_audio_stream_with_progress(
+            self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+        ) -> AsyncGenerator[PartialSpeechResult | stt.SpeechResult, None]:
+            """Partial transcripts while the user speaks, then exactly one final result."""
+            async with aclosing(self._results(metadata, stream, partials=True)) as results:
+                async for result in results:
+                    yield PartialSpeechResult(result) if isinstance(result, str) else result
 
-    async def _transcribe(
-        self,
-        metadata: stt.SpeechMetadata,
-        stream: AsyncIterable[bytes],
-        on_partial: PartialCallback | None = None,
-    ) -> stt.SpeechResult:
+    async def _results(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes], *, partials: bool
+    ) -> AsyncGenerator[str | stt.SpeechResult, None]:
+        """The text heard so far after each new phrase (if ``partials``), then the result.
+
+        The audio is sent from this generator, and the text heard so far is
+        read from the session between chunks: no task, no queue. Closing the
+        generator early (Home Assistant does once it has the final result)
+        closes the 60db session in the ``finally``.
+        """
         try:
             encoder = self._encoder(metadata)
         except UnsupportedAudioFormat as err:
             LOGGER.warning("60db cannot take this audio: %s", err)
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            yield _error()
+            return
+        idle = self.client.config.timeouts.stt_audio_idle
+        session = self.client.stt_session(self._options(encoder))
+        session.start()
+        stopped = False
         try:
-            result = await self._run_session(encoder, stream, on_partial)
+            heard = ""
+            chunks = aiter(stream)
+            while (chunk := await _next_chunk(chunks, idle)) is not None:
+                if audio := encoder.encode(chunk):
+                    await session.send_audio(audio)
+                if partials and (text := session.result().text) != heard:
+                    heard = text  # only the latest, and only when it changed
+                    yield heard
+            if audio := encoder.flush():
+                await session.send_audio(audio)
+            result = await session.stop()
+            stopped = True
         except SixtyDbError as err:
             self.report_outcome(err)
             LOGGER.warning("60db speech-to-text failed (%s): %s", err.code, err)
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        self.report_outcome()
-        LOGGER.debug("60db heard %d characters in %s", len(result.text), result.language)
-        return stt.SpeechResult(result.text, stt.SpeechResultState.SUCCESS)
+            outcome = _error()
+        except AudioIdleError:
+            LOGGER.warning("No audio for %g s: the 60db speech-to-text request was ended", idle)
+            outcome = _error()
+        else:
+            self.report_outcome()
+            LOGGER.debug("60db heard %d characters in %s", len(result.text), result.language)
+            outcome = stt.SpeechResult(result.text, stt.SpeechResultState.SUCCESS)
+        finally:
+            if stopped:
+                # 60db has said all it will: the transcript need not wait for
+                # the close handshake (a network round trip).
+                self.entry.async_create_background_task(
+                    self.hass, session.aclose(), "sixtydb STT session close"
+                )
+            else:
+                await session.aclose()
+        yield outcome
 
-    async def _run_session(
-        self,
-        encoder: SttEncoder,
-        stream: AsyncIterable[bytes],
-        on_partial: PartialCallback | None,
-    ) -> SttResult:
-        options = SttOptions(
+    def _options(self, encoder: SttEncoder) -> SttOptions:
+        return SttOptions(
             languages=self._languages(),
             encoding="mulaw" if encoder.mulaw else "linear",
             sample_rate=encoder.sample_rate,
-            interim_results_ms=INTERIM_RESULTS_MS if on_partial else None,
+            interim_results_ms=None,  # partials come from the finals 60db sends anyway
         )
-        async with self.client.stt_session(options) as session:
-            relay = None
-            if on_partial is not None:
-                relay = asyncio.create_task(_relay_partials(session, on_partial))
-            try:
-                async for chunk in stream:
-                    if audio := encoder.encode(chunk):
-                        await session.send_audio(audio)
-                if audio := encoder.flush():
-                    await session.send_audio(audio)
-                return await session.stop()
-            finally:
-                if relay is not None:
-                    relay.cancel()
-                    await asyncio.gather(relay, return_exceptions=True)
 
     def _encoder(self, metadata: stt.SpeechMetadata) -> SttEncoder:
         if metadata.codec != stt.AudioCodecs.PCM:
@@ -198,18 +194,22 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
         return chosen[:MAX_STT_LANGUAGES] or None
 
 
-async def _relay_partials(session: SttSession, on_partial: PartialCallback) -> None:
-    """Report the text heard so far: finished utterances plus the current guess."""
-    finals: list[str] = []
-    async for update in session.transcripts():
-        text = update.text.strip()
-        if update.is_canonical:
-            if text:
-                finals.append(text)
-            current = ""
-        elif update.is_final:
-            continue  # the first emit of a two-phase final (§2.5): the canonical follows
-        else:
-            current = text
-        if heard := " ".join([*finals, current]).strip():
-            on_partial(heard)
+def _error() -> stt.SpeechResult:
+    return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes], idle: float) -> bytes | None:
+    """The next audio chunk, ``None`` at the end; ``AudioIdleError`` after ``idle`` s of nothing.
+
+    A coroutine, not a generator: the timeout never spans a ``yield``.
+    """
+    deadline = asyncio.timeout(idle)
+    try:
+        async with deadline:
+            return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the stream's own error, not silence
+        raise AudioIdleError from None

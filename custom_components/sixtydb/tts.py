@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from homeassistant.components.tts import ATTR_VOICE, TtsAudioType, Voice
@@ -34,7 +34,14 @@ from wyoming_60db.sixtydb import (
 from wyoming_60db.sixtydb import Voice as SixtyDbVoice
 
 from .audio import wav_file, wav_header
-from .const import CONF_SIMILARITY, CONF_SPEED, CONF_STABILITY, CONF_VOICE, TTS_SAMPLE_RATE
+from .const import (
+    CONF_SIMILARITY,
+    CONF_SPEED,
+    CONF_STABILITY,
+    CONF_VOICE,
+    LOGGER,
+    TTS_SAMPLE_RATE,
+)
 from .coordinator import Catalog, SixtyDbConfigEntry
 from .entity import SixtyDbEntity
 from .errors import ha_error, translated_error
@@ -108,7 +115,13 @@ class SixtyDbTtsEntity(SixtyDbEntity, TextToSpeechEntity):
         yield wav_header(settings.sample_rate)
         try:
             async with self.client.tts_context(settings) as context:
-                writer = asyncio.create_task(_speak_sentences(message_gen, context))
+                writer = self.entry.async_create_background_task(
+                    self.hass,
+                    _speak_sentences(
+                        message_gen, context, self.client.config.timeouts.tts_text_idle
+                    ),
+                    "sixtydb streamed text-to-speech",
+                )
                 try:
                     async for chunk in context.audio():
                         yield chunk
@@ -171,11 +184,17 @@ def _choose_voice(
     return default if default is not None and default in candidates else candidates[0]
 
 
-async def _speak_sentences(message_gen: AsyncGenerator[str, None], context: TtsContext) -> None:
-    """Send each sentence as soon as it is complete; LLM deltas end anywhere."""
+async def _speak_sentences(
+    message_gen: AsyncGenerator[str, None], context: TtsContext, idle: float
+) -> None:
+    """Send each sentence as soon as it is complete; LLM deltas end anywhere.
+
+    Text that stops coming for ``idle`` seconds ends the request with
+    ``text_idle_timeout``: a stuck writer must not hold a 60db TTS slot.
+    """
     detector = SentenceBoundaryDetector()
     try:
-        async for delta in message_gen:
+        while (delta := await _next_text(message_gen, idle)) is not None:
             for sentence in detector.add_chunk(delta):
                 await _speak(context, sentence)
         await _speak(context, detector.finish())
@@ -183,6 +202,21 @@ async def _speak_sentences(message_gen: AsyncGenerator[str, None], context: TtsC
         # Closing ends context.audio() after the last audio, also after an error here.
         with contextlib.suppress(SixtyDbError, HomeAssistantError):
             await context.close()
+
+
+async def _next_text(deltas: AsyncIterator[str], idle: float) -> str | None:
+    """The next piece of text, ``None`` at the end; a translated error after ``idle`` s."""
+    deadline = asyncio.timeout(idle)
+    try:
+        async with deadline:
+            return await anext(deltas)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the text source's own error, not silence
+        LOGGER.warning("No text for %g s: the 60db text-to-speech request was ended", idle)
+        raise ha_error("text_idle_timeout", seconds=f"{idle:g}") from None
 
 
 async def _speak(context: TtsContext, text: str) -> None:
