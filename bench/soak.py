@@ -160,36 +160,34 @@ async def transcribe(port: int, phrase: str) -> bool:
 async def answer(port: int, text: str) -> float:
     """HA's streaming TTS order; returns the time to the first audio."""
     started = time.perf_counter()
-    first: float | None = None
-    audio = bytearray()
     async with connection(port) as client:
         await client.write_event(SynthesizeStart().event())
         for word in text.split(" "):
             await client.write_event(SynthesizeChunk(text=word + " ").event())
         await client.write_event(Synthesize(text=text).event())
         await client.write_event(SynthesizeStop().event())
-        while (event := await next_event(client, "audio-chunk", "synthesize-stopped")).type != (
-            "synthesize-stopped"
-        ):
-            first = first or time.perf_counter()
-            audio += event.payload or b""
+        first, audio = await audio_until(client, "synthesize-stopped")
     check_audio(audio, text)
-    return (first or time.perf_counter()) - started
+    return first - started
 
 
 async def announce(port: int, text: str) -> float:
     started = time.perf_counter()
-    first: float | None = None
-    audio = bytearray()
     async with connection(port) as client:
         await client.write_event(Synthesize(text=text).event())
-        while (event := await next_event(client, "audio-chunk", "audio-stop")).type != (
-            "audio-stop"
-        ):
-            first = first or time.perf_counter()
-            audio += event.payload or b""
+        first, audio = await audio_until(client, "audio-stop")
     check_audio(audio, text)
-    return (first or time.perf_counter()) - started
+    return first - started
+
+
+async def audio_until(client: AsyncTcpClient, last: str) -> tuple[float, bytes]:
+    """When the first audio arrived, and all the audio up to the event ``last``."""
+    first: float | None = None
+    audio = bytearray()
+    while (event := await next_event(client, "audio-chunk", last)).type != last:
+        first = first or time.perf_counter()
+        audio += event.payload or b""
+    return first or time.perf_counter(), bytes(audio)
 
 
 async def walk_away(port: int, text: str) -> float:
@@ -201,8 +199,8 @@ async def walk_away(port: int, text: str) -> float:
     return time.perf_counter() - started
 
 
-def check_audio(audio: bytes | bytearray, text: str) -> None:
-    said = heard(bytes(audio))
+def check_audio(audio: bytes, text: str) -> None:
+    said = heard(audio)
     if said != text.strip().lower():
         raise RuntimeError(f"answer said {said!r}, not {text.strip().lower()!r}")
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -16,6 +17,16 @@ FAST_TIMEOUTS = Timeouts(
     connect=3.0, rest=3.0, tts_first_audio=3.0, tts_chunk_gap=3.0,
     stt_ready=3.0, stt_finalize=3.0, queue=0.3, close=1.0,
 )  # fmt: skip
+
+
+async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition()`` until it holds; fail (never hang) after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 - polling emulator records and counters
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @pytest.fixture

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
 from custom_components.sixtydb.audio import WavHeaderStripper, wav_file, wav_header
 from custom_components.sixtydb.coordinator import Catalog
 from custom_components.sixtydb.errors import FALLBACK_CODE, translation_of
-from custom_components.sixtydb.stt import AudioIdleError, _next_chunk
-from custom_components.sixtydb.tts import _label, _next_text, default_language
+from custom_components.sixtydb.tts import _label, default_language
 from wyoming_60db.sixtydb import (
     ConcurrencyLimitError,
     ServerError,
@@ -134,28 +131,4 @@ def test_error_translation(error: SixtyDbError, key: str, placeholders: dict[str
     assert got.keys() == {"voice", "language", "limit", "service"}
     assert placeholders.items() <= got.items()
 
-
-async def _raises_timeout() -> AsyncIterator[bytes]:
-    raise TimeoutError("the source's own")
-    yield b""  # pragma: no cover
-
-
-async def test_idle_bounds_tell_silence_from_a_source_error() -> None:
-    """Only the idle limit is reported as idle; a TimeoutError of the source passes through."""
-    with pytest.raises(TimeoutError, match="own"):
-        await _next_chunk(_raises_timeout(), 5)
-    with pytest.raises(TimeoutError, match="own"):
-        await _next_text(_raises_timeout(), 5)  # type: ignore[arg-type]
-
-    async def silent() -> AsyncIterator[bytes]:
-        await asyncio.sleep(5)
-        yield b""  # pragma: no cover
-
-    with pytest.raises(AudioIdleError):
-        await _next_chunk(silent(), 0.01)
-    assert await _next_chunk(_empty(), 5) is None
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    return
     yield b""  # pragma: no cover

@@ -137,27 +137,34 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=None,
         help="No key needed: run the built-in 60db emulator and use it [SIXTYDB_DEMO]",
     )
-    add(
+
+    def seconds(flag: str, name: str, field: str, what: str) -> None:
+        default: float = getattr(SERVER_TIMEOUTS, field)
+        add(
+            flag,
+            default=env(name) or str(default),
+            metavar="SECONDS",
+            help=f"{what} [{ENV_PREFIX}{name}] (default: {default:g})",
+        )
+
+    seconds(
         "--stt-idle-timeout",
-        default=env("STT_IDLE_TIMEOUT") or str(SERVER_TIMEOUTS.stt_audio_idle),
-        metavar="SECONDS",
-        help="End a transcription whose client sends no audio for this long "
-        f"[SIXTYDB_STT_IDLE_TIMEOUT] (default: {SERVER_TIMEOUTS.stt_audio_idle:g})",
+        "STT_IDLE_TIMEOUT",
+        "stt_audio_idle",
+        "End a transcription whose client sends no audio for this long",
     )
-    add(
+    seconds(
         "--tts-idle-timeout",
-        default=env("TTS_IDLE_TIMEOUT") or str(SERVER_TIMEOUTS.tts_text_idle),
-        metavar="SECONDS",
-        help="End a streamed synthesis whose client sends no text for this long "
-        f"[SIXTYDB_TTS_IDLE_TIMEOUT] (default: {SERVER_TIMEOUTS.tts_text_idle:g})",
+        "TTS_IDLE_TIMEOUT",
+        "tts_text_idle",
+        "End a streamed synthesis whose client sends no text for this long",
     )
-    add(
+    seconds(
         "--warm-max-idle",
-        default=env("WARM_MAX_IDLE") or str(SERVER_TIMEOUTS.warm_max_idle),
-        metavar="SECONDS",
-        help="Replace a pre-warmed 60db connection unused for this long; lower it if your "
-        "router forgets idle connections sooner [SIXTYDB_WARM_MAX_IDLE] "
-        f"(default: {SERVER_TIMEOUTS.warm_max_idle:g})",
+        "WARM_MAX_IDLE",
+        "warm_max_idle",
+        "Replace a pre-warmed 60db connection unused for this long; lower it if your "
+        "router forgets idle connections sooner",
     )
     add("--debug", action="store_true", default=None, help="Log DEBUG messages [SIXTYDB_DEBUG]")
     add(

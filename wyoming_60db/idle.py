@@ -1,4 +1,4 @@
-"""Ending requests whose client has gone quiet.
+"""Ending requests whose client has gone quiet (the server's and the integration's).
 
 A client may send ``transcribe`` or ``synthesize-start`` and then nothing
 (a crashed satellite, a dropped Wi-Fi link that left the TCP connection open).
@@ -9,7 +9,37 @@ must end it after a bounded time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+_Item = TypeVar("_Item")
+
+
+class QuietStream(Exception):
+    """The caller's stream yielded nothing within the allowed time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"nothing arrived for {seconds:g} s")
+        self.seconds = seconds
+
+
+async def next_or_quiet(items: AsyncIterator[_Item], seconds: float) -> _Item | None:
+    """The next item, ``None`` at the end, :class:`QuietStream` after ``seconds`` of nothing.
+
+    For pull-style streams (Home Assistant's audio and text generators). A
+    ``TimeoutError`` the stream raises itself passes through unchanged. A
+    coroutine, not a generator, so that the deadline never spans a ``yield``.
+    """
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await anext(items)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise QuietStream(seconds) from None
 
 
 class IdleTimer:

@@ -12,8 +12,7 @@ shows partials yet, so they must cost nothing.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from contextlib import aclosing
 
 from homeassistant.components import stt
@@ -21,6 +20,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from wyoming_60db.audio import MAX_RATE, MIN_RATE, PcmFormat, UnsupportedAudioFormat
+from wyoming_60db.idle import QuietStream, next_or_quiet
 from wyoming_60db.sixtydb import SixtyDbError, SttOptions
 
 from .audio import SttEncoder
@@ -45,10 +45,6 @@ else:
 
 # Each request opens its own 60db session; 60db allows 8 at once per account.
 PARALLEL_UPDATES = 0
-
-
-class AudioIdleError(Exception):
-    """The audio stream yielded nothing for ``Timeouts.stt_audio_idle`` seconds."""
 
 
 async def async_setup_entry(
@@ -138,7 +134,7 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
         try:
             heard = ""
             chunks = aiter(stream)
-            while (chunk := await _next_chunk(chunks, idle)) is not None:
+            while (chunk := await next_or_quiet(chunks, idle)) is not None:
                 if audio := encoder.encode(chunk):
                     await session.send_audio(audio)
                 if partials and (text := session.result().text) != heard:
@@ -152,7 +148,7 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
             self.report_outcome(err)
             LOGGER.warning("60db speech-to-text failed (%s): %s", err.code, err)
             outcome = _error()
-        except AudioIdleError:
+        except QuietStream:
             LOGGER.warning("No audio for %g s: the 60db speech-to-text request was ended", idle)
             outcome = _error()
         else:
@@ -196,20 +192,3 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
 
 def _error() -> stt.SpeechResult:
     return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-
-
-async def _next_chunk(chunks: AsyncIterator[bytes], idle: float) -> bytes | None:
-    """The next audio chunk, ``None`` at the end; ``AudioIdleError`` after ``idle`` s of nothing.
-
-    A coroutine, not a generator: the timeout never spans a ``yield``.
-    """
-    deadline = asyncio.timeout(idle)
-    try:
-        async with deadline:
-            return await anext(chunks)
-    except StopAsyncIteration:
-        return None
-    except TimeoutError:
-        if not deadline.expired():
-            raise  # the stream's own error, not silence
-        raise AudioIdleError from None

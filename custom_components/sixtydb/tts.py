@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from homeassistant.components.tts import ATTR_VOICE, TtsAudioType, Voice
@@ -25,6 +25,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from sentence_stream import SentenceBoundaryDetector
 
+from wyoming_60db.idle import QuietStream, next_or_quiet
 from wyoming_60db.sixtydb import (
     MAX_TEXT_CHARS,
     SixtyDbError,
@@ -194,29 +195,17 @@ async def _speak_sentences(
     """
     detector = SentenceBoundaryDetector()
     try:
-        while (delta := await _next_text(message_gen, idle)) is not None:
+        while (delta := await next_or_quiet(message_gen, idle)) is not None:
             for sentence in detector.add_chunk(delta):
                 await _speak(context, sentence)
         await _speak(context, detector.finish())
+    except QuietStream:
+        LOGGER.warning("No text for %g s: the 60db text-to-speech request was ended", idle)
+        raise ha_error("text_idle_timeout", seconds=f"{idle:g}") from None
     finally:
         # Closing ends context.audio() after the last audio, also after an error here.
         with contextlib.suppress(SixtyDbError, HomeAssistantError):
             await context.close()
-
-
-async def _next_text(deltas: AsyncIterator[str], idle: float) -> str | None:
-    """The next piece of text, ``None`` at the end; a translated error after ``idle`` s."""
-    deadline = asyncio.timeout(idle)
-    try:
-        async with deadline:
-            return await anext(deltas)
-    except StopAsyncIteration:
-        return None
-    except TimeoutError:
-        if not deadline.expired():
-            raise  # the text source's own error, not silence
-        LOGGER.warning("No text for %g s: the 60db text-to-speech request was ended", idle)
-        raise ha_error("text_idle_timeout", seconds=f"{idle:g}") from None
 
 
 async def _speak(context: TtsContext, text: str) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import aiohttp
 import pytest
 
+from tests.conftest import eventually
 from wyoming_60db.emulator import Emulator, EmulatorSettings
 
 from .wsutil import (
@@ -31,13 +31,6 @@ DELAY = 0.3
 AT_LEAST = 0.25  # lower bound for a DELAY-long wait
 LONG_DELAY = 30.0  # a delay no test waits out: anything that ends it early is a cut-off
 SOON = 5.0  # generous "well before LONG_DELAY"
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = SOON) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling plain counters
-            await asyncio.sleep(0.02)
-    assert predicate(), what
 
 
 def idle(emu: Emulator) -> bool:

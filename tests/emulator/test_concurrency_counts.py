@@ -7,11 +7,11 @@ Also the observability used by leak tests: ``open_connections_by_service`` and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import aiohttp
 import pytest
 
+from tests.conftest import eventually
 from wyoming_60db.emulator import Emulator, EmulatorSettings, Fault
 from wyoming_60db.emulator.settings import ConcurrencyCounts
 
@@ -43,13 +43,6 @@ TTS_LIMIT_FRAME = {
     }
 }
 IDENTITY = f"key:{KEY}"
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling plain counters
-            await asyncio.sleep(0.02)
-    assert predicate(), what
 
 
 def drained(emu: Emulator) -> bool:

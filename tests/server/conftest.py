@@ -25,6 +25,7 @@ from wyoming.tts import (
 )
 
 from tests.conftest import TEST_KEY
+from tests.conftest import eventually as eventually  # noqa: PLC0414 - re-exported
 from wyoming_60db.backend import Backend, ServerSettings, start_backend, stop_backend
 from wyoming_60db.emulator import Emulator, EmulatorSettings, SttRecord, tonecode
 from wyoming_60db.server import serving
@@ -190,13 +191,3 @@ def audio_of(events: Iterable[Event]) -> bytes:
 def started_sessions(emulator: Emulator) -> list[SttRecord]:
     """STT sessions that got a ``start`` (warm connections that never did are left out)."""
     return [session for session in emulator.stt_sessions if session.start is not None]
-
-
-async def eventually(condition: Any, what: str, timeout: float = WAIT) -> None:
-    """Poll ``condition()`` until true (bounded)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():  # noqa: ASYNC110 - polling emulator records
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from tests.conftest import FAST_TIMEOUTS, make_client
+from tests.conftest import FAST_TIMEOUTS, eventually, make_client
 from wyoming_60db.emulator import Emulator, tonecode
 from wyoming_60db.sixtydb import (
     DEFAULT_VOICE_ID,
+    ConcurrencyLimitError,
     SixtyDbClient,
     SttOptions,
     SttResult,
@@ -34,15 +34,6 @@ PHRASE = "lights on"
 def speech(text: str = PHRASE) -> bytes:
     pad = np.zeros(1600, dtype=np.int16)
     return np.concatenate([pad, tonecode.encode(text, 16000), pad]).astype("<i2").tobytes()
-
-
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():  # noqa: ASYNC110 - polling counters
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def transcribe(client: SixtyDbClient, audio: bytes | None = None) -> SttResult:
@@ -222,3 +213,37 @@ async def test_a_request_waits_for_the_warm_up_under_way(emulator: Emulator) -> 
         assert (await transcribe(client)).text == PHRASE
         used = [record for record in emulator.stt_sessions if record.start is not None]
         assert used == emulator.stt_sessions[:1], "the request opened its own socket"
+
+
+async def test_a_refusal_while_holding_a_slot_is_tried_once_more(emulator: Emulator) -> None:
+    """60db's count lags: the socket another client is closing still counts for a moment."""
+    emulator.settings.concurrency_counts = "connections"
+    emulator.settings.stt_concurrency = 1  # a plan with one session; our client assumes 8
+    async with (
+        make_client(emulator, timeouts=TIMEOUTS) as other,
+        make_client(emulator, timeouts=TIMEOUTS) as client,
+    ):
+        held = other.stt_session(SttOptions(languages=["en"]))
+        held.start()
+        await eventually(lambda: emulator.active_slots("stt") == 1, "the other client's socket")
+        request = asyncio.create_task(transcribe(client))
+        await eventually(lambda: emulator.stats.ws_connections["/ws/stt"] >= 2, "a refusal")
+        await held.aclose()  # gone well within the retry pause
+        assert (await request).text == PHRASE
+        # the other's, ours refused, ours accepted (and warm-ups of either pool)
+        assert emulator.stats.ws_connections["/ws/stt"] >= 3
+
+
+async def test_a_refusal_that_persists_is_reported(emulator: Emulator) -> None:
+    emulator.settings.concurrency_counts = "connections"
+    emulator.settings.stt_concurrency = 1
+    async with (
+        make_client(emulator, timeouts=TIMEOUTS) as other,
+        make_client(emulator, timeouts=TIMEOUTS) as client,
+    ):
+        async with other.stt_session(SttOptions(languages=["en"])) as held:
+            held.start()
+            await eventually(lambda: emulator.active_slots("stt") == 1, "the other's socket")
+            with pytest.raises(ConcurrencyLimitError):
+                await transcribe(client)
+        assert client.free_slots("stt") == 8

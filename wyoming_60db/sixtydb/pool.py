@@ -173,15 +173,14 @@ class WarmPool(Generic[T]):
         try:
             return await self._factory()
         except ConcurrencyLimitError:
-            # 60db may count connections, not sessions: give it a warm one
-            # back, or give its count a moment to catch up, and try once more.
-            if (item := self._pop_idle()) is not None:
-                _LOGGER.debug("60db %s is at its limit: closing a warm connection", self._name)
-                self._close(item)
+            # The request holds one of our slots, so 60db is counting something
+            # we have let go of: a session that just ended, or a warm socket
+            # still closing. Let those finish, then try once more (with a warm
+            # socket, if one became ready meanwhile).
             if self._closing:
                 await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
             await asyncio.sleep(LIMIT_RETRY_DELAY)
-            return await self._factory()
+            return self._pop_idle() or await self._factory()
 
     # ------------------------------------------------------------------ keeping
 
