@@ -130,5 +130,3 @@ def test_error_translation(error: SixtyDbError, key: str, placeholders: dict[str
     assert got_key == key
     assert got.keys() == {"voice", "language", "limit", "service"}
     assert placeholders.items() <= got.items()
-
-    yield b""  # pragma: no cover
