@@ -160,6 +160,22 @@ async def test_warm_connections_are_recycled_in_the_background(emulator: Emulato
         )
 
 
+async def test_renewal_is_make_before_break(emulator: Emulator) -> None:
+    """A connection due for renewal serves until its replacement has logged in: no gap."""
+    emulator.settings.connect_latency = 0.2  # two thirds of the recycle age
+    async with warm_client(emulator) as client:
+        client.prewarm()
+        await eventually(lambda: client._stt_pool.idle_count == 1, "a warm STT connection")
+        gaps, most_open = 0, 0
+        for _ in range(200):  # 2 s: about six renewals
+            gaps += client._stt_pool.idle_count == 0
+            most_open = max(most_open, emulator.open_connections_by_service["stt"])
+            await asyncio.sleep(0.01)
+        assert gaps == 0, "a request would have met a renewal gap"
+        assert emulator.stats.handshakes_completed["stt"] >= 4
+        assert most_open <= 2  # the old one and its replacement, briefly
+
+
 async def test_first_request_after_a_quiet_spell_skips_the_login(emulator: Emulator) -> None:
     """After an idle gap of several recycle ages, the request still finds a warm socket."""
     emulator.settings.connect_latency = 1.0  # a login this slow would be obvious

@@ -43,11 +43,13 @@ class WarmPool(Generic[T]):
     """Keeps up to ``size`` authenticated connections ready, so a request skips the login.
 
     A home is idle most of the day, so the first request after a quiet spell is
-    the normal case: a background keeper replaces connections that closed,
-    failed to open (with a backoff) or sat idle for ``max_idle`` seconds, long
-    before a request needs them. A single-use connection (STT: 60db closes it
-    after ``session_stopped``) is replaced as soon as it is taken; a
-    ``reusable`` one (TTS) is expected back.
+    the normal case: a background keeper replaces connections that closed or
+    failed to open (with a backoff), long before a request needs them. One
+    idle for ``max_idle`` seconds is renewed make-before-break: it stays usable
+    until its replacement has logged in (or, at the latest, for another
+    ``max_idle``), so a request never meets the gap. A single-use connection
+    (STT: 60db closes it after ``session_stopped``) is replaced as soon as it
+    is taken; a ``reusable`` one (TTS) is expected back.
 
     ``room()`` says how many more connections the account may open now (its
     free concurrency slots). Warm connections never take more than that: if
@@ -105,7 +107,7 @@ class WarmPool(Generic[T]):
     def give_back(self, item: T) -> None:
         """Return a connection that can carry another request."""
         self._lent -= self._reusable
-        if self._closed or item.closed or len(self._idle) >= self._size:
+        if self._closed or item.closed or self._fresh_count() >= self._size:
             self._close(item)
         else:
             self._keep_idle(item)
@@ -146,9 +148,10 @@ class WarmPool(Generic[T]):
     # ------------------------------------------------------------------ taking
 
     def _pop_idle(self) -> T | None:
+        """The newest usable idle connection (one due for renewal still serves)."""
         while self._idle:
             since, item = self._idle.pop()
-            if not item.closed and time.monotonic() - since <= self._max_idle:
+            if not item.closed and time.monotonic() - since < 2 * self._max_idle:
                 return item
             self._close(item)
         return None
@@ -198,10 +201,11 @@ class WarmPool(Generic[T]):
                 await self._wake.wait()
 
     def _recycle_stale(self) -> None:
+        """Close idle connections that are gone, or overdue with no replacement in sight."""
         now = time.monotonic()
         keep = []
         for since, item in self._idle:
-            if item.closed or now - since >= self._max_idle:
+            if item.closed or now - since >= 2 * self._max_idle:
                 self._close(item)
             else:
                 keep.append((since, item))
@@ -210,16 +214,22 @@ class WarmPool(Generic[T]):
     def _top_up(self) -> None:
         if time.monotonic() < self._retry_at:
             return
-        # A socket still closing may still count at 60db.
-        wanted = min(self._size - self._lent, self._room() - len(self._closing))
-        for _ in range(wanted - len(self._idle) - self._filling):
+        fresh = self._fresh_count()
+        # Sockets still closing, or due for renewal, may still count at 60db.
+        room = self._room() - len(self._closing) - (len(self._idle) - fresh)
+        wanted = min(self._size - self._lent, room)
+        for _ in range(wanted - fresh - self._filling):
             self._filling += 1
             task = asyncio.get_running_loop().create_task(self._fill_one())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     def _next_deadline(self) -> float | None:
-        deadlines = [since + self._max_idle for since, _ in self._idle]
+        now = time.monotonic()
+        deadlines = [
+            since + self._max_idle * (1 if now - since < self._max_idle else 2)
+            for since, _ in self._idle
+        ]
         if self._retry_at > time.monotonic():
             deadlines.append(self._retry_at)
         return min(deadlines, default=None)
@@ -271,6 +281,20 @@ class WarmPool(Generic[T]):
     def _keep_idle(self, item: T) -> None:
         self._idle.append((time.monotonic(), item))
         item.on_closed(self._wake.set)
+        if self._fresh_count() >= self._size:
+            self._retire_renewed()
+
+    def _fresh_count(self) -> int:
+        now = time.monotonic()
+        return sum(1 for since, _ in self._idle if now - since < self._max_idle)
+
+    def _retire_renewed(self) -> None:
+        """Close the connections a fresh one has just replaced."""
+        now = time.monotonic()
+        for since, item in self._idle:
+            if now - since >= self._max_idle:
+                self._close(item)
+        self._idle = [(since, item) for since, item in self._idle if now - since < self._max_idle]
 
 
 class Slots:
