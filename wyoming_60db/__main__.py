@@ -25,6 +25,7 @@ from .allow import DEFAULT_ALLOWED, AllowList
 from .backend import DEFAULT_URI, SERVER_TIMEOUTS, ServerSettings, normalize_languages
 from .server import DEFAULT_ZEROCONF_NAME, serve
 from .sixtydb import DEFAULT_API_URL, ClientConfig
+from .sixtydb.config import STT_CONCURRENCY, TTS_CONCURRENCY
 from .sixtydb.stt import SttEncoding
 from .sixtydb.tts import SPEED_RANGE
 
@@ -32,6 +33,9 @@ _LOGGER = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "SIXTYDB_"
 TTS_SAMPLE_RATES: Final = (8000, 16000, 24000, 48000)
+# 60db's per-account limits (60db-protocol.md §6): the most a --stt-sessions /
+# --tts-sessions share can be.
+ACCOUNT_LIMITS: Final = {"stt": STT_CONCURRENCY, "tts": TTS_CONCURRENCY}
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
 
@@ -166,6 +170,22 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "Replace a pre-warmed 60db connection unused for this long; lower it if your "
         "router forgets idle connections sooner",
     )
+
+    def sessions(service: str) -> None:
+        limit = ACCOUNT_LIMITS[service]
+        name = f"{service.upper()}_SESSIONS"
+        add(
+            f"--{service}-sessions",
+            default=env(name),
+            metavar="N",
+            help=f"At most N 60db {service.upper()} sessions at once from this server (a "
+            f"pre-warmed connection only ever takes a free one): its share of the account's "
+            f"{limit} when several servers use one key [{ENV_PREFIX}{name}] "
+            f"(default: {limit}, the whole account)",
+        )
+
+    sessions("stt")
+    sessions("tts")
     add("--debug", action="store_true", default=None, help="Log DEBUG messages [SIXTYDB_DEBUG]")
     add(
         "--log-format",
@@ -211,6 +231,8 @@ def parse_command_line(argv: Sequence[str], environ: Mapping[str, str]) -> Comma
             tts_text_idle=_seconds(args.tts_idle_timeout, "--tts-idle-timeout", fail),
             warm_max_idle=_seconds(args.warm_max_idle, "--warm-max-idle", fail),
         ),
+        stt_concurrency=_sessions(args.stt_sessions, "stt", fail),
+        tts_concurrency=_sessions(args.tts_sessions, "tts", fail),
     )
     return Command(settings, flag(args.debug, "DEBUG"), args.log_format)
 
@@ -299,6 +321,21 @@ def _seconds(value: str, flag: str, fail: _Fail) -> float:
     if not 0 < seconds <= 3600:
         fail(f"{flag} must be more than 0 and at most 3600 seconds")
     return seconds
+
+
+def _sessions(value: str | None, service: str, fail: _Fail) -> int | None:
+    """A share of the account's sessions; None (unset) is the whole account."""
+    if value is None or not value.strip():
+        return None
+    limit = ACCOUNT_LIMITS[service]
+    flag = f"--{service}-sessions"
+    try:
+        count = int(value)
+    except ValueError:
+        fail(f"{flag}: {value!r} is not a whole number")
+    if not 1 <= count <= limit:
+        fail(f"{flag} must be from 1 to {limit} (60db allows {limit} per account)")
+    return count
 
 
 def _allow(values: list[str], fail: _Fail) -> AllowList:

@@ -263,3 +263,107 @@ async def test_unix_uri_and_missing_key_log(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# --------------------------------------------------------------------------- shares of the account
+
+
+def test_sessions_default_to_the_whole_account() -> None:
+    settings = parse_command_line([], {}).settings
+    assert (settings.stt_concurrency, settings.tts_concurrency) == (None, None)
+    config = settings.client_config()
+    assert (config.stt_concurrency, config.tts_concurrency) == (8, 5)
+
+
+def test_sessions_flags_give_this_replica_its_share() -> None:
+    settings = parse_command_line(["--stt-sessions", "4", "--tts-sessions", "2"], {}).settings
+    assert (settings.stt_concurrency, settings.tts_concurrency) == (4, 2)
+    config = settings.client_config()
+    assert (config.stt_concurrency, config.tts_concurrency) == (4, 2)
+
+
+def test_sessions_from_the_environment_and_the_command_line_wins() -> None:
+    env = {"SIXTYDB_STT_SESSIONS": "3", "SIXTYDB_TTS_SESSIONS": "1"}
+    settings = parse_command_line([], env).settings
+    assert (settings.stt_concurrency, settings.tts_concurrency) == (3, 1)
+    settings = parse_command_line(["--stt-sessions", "5"], env).settings
+    assert (settings.stt_concurrency, settings.tts_concurrency) == (5, 1)
+    blank = {"SIXTYDB_STT_SESSIONS": "", "SIXTYDB_TTS_SESSIONS": " "}
+    settings = parse_command_line([], blank).settings
+    assert (settings.stt_concurrency, settings.tts_concurrency) == (None, None)
+
+
+def test_sessions_accept_the_whole_range() -> None:
+    for stt in range(1, 9):
+        assert parse_command_line(["--stt-sessions", str(stt)], {}).settings.stt_concurrency == stt
+    for tts in range(1, 6):
+        assert parse_command_line(["--tts-sessions", str(tts)], {}).settings.tts_concurrency == tts
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--stt-sessions", "0"], {}, "--stt-sessions must be from 1 to 8"),
+        (["--stt-sessions", "9"], {}, "--stt-sessions must be from 1 to 8"),
+        (["--tts-sessions", "6"], {}, "--tts-sessions must be from 1 to 5"),
+        (["--tts-sessions", "-1"], {}, "--tts-sessions must be from 1 to 5"),
+        (["--stt-sessions", "four"], {}, "--stt-sessions: 'four' is not a whole number"),
+        (["--tts-sessions", "2.5"], {}, "--tts-sessions: '2.5' is not a whole number"),
+        ([], {"SIXTYDB_STT_SESSIONS": "12"}, "--stt-sessions must be from 1 to 8"),
+        ([], {"SIXTYDB_TTS_SESSIONS": "x"}, "--tts-sessions: 'x' is not a whole number"),
+    ],
+)
+def test_bad_sessions_exit_with_a_message(
+    argv: list[str], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_command_line(argv, env)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sessions_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_command_line(["--help"], {})
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--stt-sessions N" in help_text and "[SIXTYDB_STT_SESSIONS]" in help_text
+    assert "--tts-sessions N" in help_text and "[SIXTYDB_TTS_SESSIONS]" in help_text
+    assert "(default: 8, the whole account)" in help_text
+    assert "(default: 5, the whole account)" in help_text
+
+
+async def test_a_share_caps_the_running_server(tmp_path: Path) -> None:
+    """The real process with --stt-sessions 1: a second transcription waits for the first."""
+    from tests.server.conftest import ha_stt_events, speech
+    from wyoming_60db.emulator import Emulator, EmulatorSettings
+
+    async with Emulator(EmulatorSettings(concurrency_counts="connections")) as emulator:
+        port = free_port()
+        process = await start_process(
+            "--uri", f"tcp://127.0.0.1:{port}", "--api-url", emulator.base_url,
+            "--stt-sessions", "1", "--tts-sessions", "1",
+            env={"SIXTYDB_API_KEY": KEY},
+        )  # fmt: skip
+        peak = 0
+
+        async def transcribe(text: str) -> str:
+            nonlocal peak
+            async with asyncio.timeout(WAIT), AsyncTcpClient("127.0.0.1", port) as client:
+                for event in ha_stt_events(speech(text)):
+                    await client.write_event(event)
+                    peak = max(peak, emulator.active_slots("stt"))
+                    await asyncio.sleep(0.001)
+                events = await read_until(client, ["transcript", "error"])
+            return str(events[-1].data.get("text"))
+
+        try:
+            await wait_for_port(port)
+            heard_texts = await asyncio.gather(transcribe("one"), transcribe("two"))
+            assert list(heard_texts) == ["one", "two"]
+            # One socket at a time, counting the warm one (held only in a free slot).
+            assert peak == 1
+            assert emulator.active_slots("tts") <= 1
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(WAIT):
+                await process.wait()

@@ -75,6 +75,7 @@ class Recognizer:
         self._pending: Int16Array = np.zeros(0, dtype=np.int16)
         self._preroll: deque[Int16Array] = deque(maxlen=_PREROLL_FRAMES)
         self._utt: list[Int16Array] | None = None
+        self._memo: tonecode.SlotMemo = {}  # slots of this utterance already classified
         self._utt_samples = 0
         self._preroll_samples = 0
         self._voiced_end = 0
@@ -133,7 +134,7 @@ class Recognizer:
         events: list[Event] = []
         if self._interim_samples and self._utt_samples >= self._next_interim:
             self._next_interim += self._interim_samples
-            text = tonecode.decode(np.concatenate(self._utt), self.rate, self._spc)
+            text = tonecode.decode(np.concatenate(self._utt), self.rate, self._spc, memo=self._memo)
             if text:
                 events.append(Interim(text))
         if self._silence_run >= self._end_samples:
@@ -142,6 +143,7 @@ class Recognizer:
 
     def _begin(self, frame: Int16Array, power: float) -> list[Event]:
         self._utt = [*self._preroll, frame]
+        self._memo = {}
         self._preroll.clear()
         self._preroll_samples = sum(f.size for f in self._utt) - frame.size
         self._utt_samples = self._preroll_samples + frame.size
@@ -163,7 +165,7 @@ class Recognizer:
         snr = self._snr_db()
         self._utt = None
         self.utterances += 1
-        decoded = tonecode.try_decode(audio, self.rate, self._spc)
+        decoded = tonecode.try_decode(audio, self.rate, self._spc, memo=self._memo)
         if decoded:
             return FinalTranscript(decoded, CONFIDENCE_TONE, duration, snr, "tone")
         scripted = self._script()

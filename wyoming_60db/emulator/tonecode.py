@@ -43,6 +43,12 @@ _TRANSLATE: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2013": "-", 
 
 Int16Array = npt.NDArray[np.int16]
 FloatArray = npt.NDArray[np.float64]
+SlotMemo = dict[int, tuple[str, float]]
+"""Slot classifications by position, shared by decodes of one growing recording.
+
+A recognizer's interim results decode its utterance again and again as it
+grows; with a memo each decode classifies only the slots it has not seen, so an
+utterance streamed faster than real time costs linear, not quadratic, time."""
 
 
 def normalize(text: str) -> str:
@@ -118,14 +124,26 @@ def encode_symbols(
 
 
 def decode(
-    pcm: npt.NDArray[np.generic], rate: int, seconds_per_char: float = DEFAULT_SECONDS_PER_CHAR
+    pcm: npt.NDArray[np.generic],
+    rate: int,
+    seconds_per_char: float = DEFAULT_SECONDS_PER_CHAR,
+    *,
+    memo: SlotMemo | None = None,
 ) -> str:
-    """Text carried by ``pcm``; "" for silence or audio that is not tone code."""
-    return try_decode(pcm, rate, seconds_per_char) or ""
+    """Text carried by ``pcm``; "" for silence or audio that is not tone code.
+
+    ``memo`` may only be shared by decodes of prefixes of the same audio (at the
+    same rate and ``seconds_per_char``): a slot's samples are then the same.
+    """
+    return try_decode(pcm, rate, seconds_per_char, memo=memo) or ""
 
 
 def try_decode(
-    pcm: npt.NDArray[np.generic], rate: int, seconds_per_char: float = DEFAULT_SECONDS_PER_CHAR
+    pcm: npt.NDArray[np.generic],
+    rate: int,
+    seconds_per_char: float = DEFAULT_SECONDS_PER_CHAR,
+    *,
+    memo: SlotMemo | None = None,
 ) -> str | None:
     """Like ``decode`` but None when voiced audio is not tone code."""
     x = np.asarray(pcm, dtype=np.float64)
@@ -137,14 +155,14 @@ def try_decode(
     if peak < _ABSOLUTE_FLOOR:
         return ""
     threshold = max(peak * _RELATIVE_THRESHOLD, _ABSOLUTE_FLOOR)
-    symbols = _walk(x, env, threshold, rate, slot)
+    symbols = _walk(x, env, threshold, rate, slot, memo={} if memo is None else memo)
     if symbols is None:
         return None
     return " ".join("".join(symbols).split())
 
 
 def _walk(
-    x: FloatArray, env: FloatArray, threshold: float, rate: int, slot: int
+    x: FloatArray, env: FloatArray, threshold: float, rate: int, slot: int, *, memo: SlotMemo
 ) -> list[str] | None:
     """Slot-by-slot decode from the first onset, re-syncing after silent slots."""
     out: list[str] = []
@@ -155,7 +173,10 @@ def _walk(
             centre = x[pos + quarter : pos + quarter + half]
             if float(np.mean(centre * centre)) < threshold:
                 break  # a silent slot: pause or end of a segment
-            symbol, purity = _classify(centre, rate)
+            known = memo.get(pos)
+            if known is None:
+                known = memo[pos] = _classify(centre, rate)
+            symbol, purity = known
             if purity < _MIN_PURITY:
                 return None
             out.append(symbol)
@@ -206,7 +227,8 @@ def _analysis_basis(rate: int, length: int) -> tuple[npt.NDArray[np.complex128],
 
 def _classify(segment: FloatArray, rate: int) -> tuple[str, float]:
     basis, window, norm = _analysis_basis(rate, segment.size)
-    powers = np.abs(basis @ segment) ** 2
+    # einsum, not @: BLAS threads make this tiny product erratic on a busy machine.
+    powers = np.abs(np.einsum("ij,j->i", basis, segment)) ** 2
     best = int(np.argmax(powers))
     windowed = segment * window
     energy = float(windowed @ windowed) * norm
