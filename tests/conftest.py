@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -17,6 +18,14 @@ FAST_TIMEOUTS = Timeouts(
     connect=3.0, rest=3.0, tts_first_audio=3.0, tts_chunk_gap=3.0,
     stt_ready=3.0, stt_finalize=3.0, queue=0.3, close=1.0,
 )  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:

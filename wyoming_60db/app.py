@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from wyoming.server import AsyncTcpServer
 
 from .__main__ import TTS_SAMPLE_RATES, Command, parse_command_line, setup_logging
 from .backend import ServerSettings, start_backend, stop_backend
-from .server import demo_settings, serving
+from .server import demo_settings, serving, wait_for_stop_signal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -324,7 +323,7 @@ async def serve_app(
             else:
                 _LOGGER.error("Discovery needs a tcp:// URI, not %s; not announcing", settings.uri)
         if stop is None:
-            await _wait_for_signal()
+            await wait_for_stop_signal()
         else:
             await stop.wait()
         _LOGGER.info("Stopping")
@@ -342,19 +341,6 @@ async def _cancel(task: asyncio.Task[bool]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
 
 
 async def health_check(uri: str, timeout: float = 5.0) -> bool:

@@ -40,7 +40,7 @@ async def serve(settings: ServerSettings) -> None:
             await AsyncServer.from_uri(settings.uri).run(partial(handler_factory, backend))
             return
         await stack.enter_async_context(serving(settings, backend))
-        await _wait_for_stop_signal()
+        await wait_for_stop_signal()
         _LOGGER.info("Stopping")
 
 
@@ -168,7 +168,8 @@ async def start_zeroconf(settings: ServerSettings, server: AsyncServer) -> Zeroc
     return zeroconf
 
 
-async def _wait_for_stop_signal() -> None:
+async def wait_for_stop_signal() -> None:
+    """Until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.conftest import free_port as free_port  # noqa: PLC0414 - re-exported
+
 SAMPLE_OPTIONS = Path(__file__).with_name("sample_options.json")
 SAMPLE_KEY = "sk_test_app_sample_secret_key"
 TOKEN = "supervisor-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +31,7 @@ import pytest
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
+from tests.conftest import free_port
 from wyoming_60db.emulator import Emulator, EmulatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,13 +152,6 @@ def image(request: pytest.FixtureRequest) -> Iterator[Image]:
         yield Image(name, root, inspected["Config"], healthcheck or {}, uid, gid)
     finally:
         podman("image", "unmount", name)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(slots=True)

@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -30,6 +29,8 @@ import pytest
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
+
+from tests.conftest import free_port as free_port  # noqa: PLC0414 - re-exported
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -158,13 +159,6 @@ def test_fresh_venv_runs_the_version(fresh_venv: Path, tmp_path: Path) -> None:
     ).split()
     assert Path(where[0]).is_relative_to(fresh_venv)
     assert where[1] == VERSION
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

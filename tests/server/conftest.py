@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from wyoming.tts import (
 
 from tests.conftest import TEST_KEY
 from tests.conftest import eventually as eventually  # noqa: PLC0414 - re-exported
+from tests.conftest import free_port as free_port  # noqa: PLC0414 - re-exported
 from wyoming_60db.backend import Backend, ServerSettings, start_backend, stop_backend
 from wyoming_60db.emulator import Emulator, EmulatorSettings, SttRecord, tonecode
 from wyoming_60db.server import serving
@@ -39,13 +39,6 @@ SERVER_TEST_TIMEOUTS = Timeouts(
 WAIT = 10.0  # every test wait is bounded by this
 RATE = 16000
 CHUNK_BYTES = 320  # HA: 10 ms of 16 kHz 16-bit mono (ha-and-wyoming.md §2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
