@@ -7,6 +7,8 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
 
 from wyoming_60db.emulator import Emulator, EmulatorSettings
 from wyoming_60db.sixtydb import ClientConfig, SixtyDbClient, Timeouts
@@ -26,6 +28,30 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+async def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Until something accepts connections on the loopback ``port`` (bounded)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
+async def describe(port: int, timeout: float = 10.0) -> Info:
+    """``describe`` → ``info`` from a Wyoming server on the loopback ``port``."""
+    async with asyncio.timeout(timeout), AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        while True:
+            event = await client.read_event()
+            assert event is not None, "the server closed the connection before info"
+            if Info.is_type(event.type):
+                return Info.from_event(event)
 
 
 async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe, Info
+from wyoming.info import Info
 from wyoming.tts import Synthesize
 
 from tests.app.conftest import (
@@ -27,7 +27,7 @@ from tests.app.conftest import (
     free_port,
     write_options,
 )
-from tests.conftest import eventually
+from tests.conftest import describe, eventually
 from wyoming_60db import app
 from wyoming_60db.__main__ import Command, parse_command_line
 from wyoming_60db.emulator import Emulator, EmulatorSettings
@@ -52,16 +52,6 @@ def discovery_to(supervisor_url: str, **overrides: Any) -> app.Discovery:
     }
     fields.update(overrides)
     return app.Discovery(**fields)
-
-
-async def describe(port: int) -> Info:
-    async with asyncio.timeout(WAIT), AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Describe().event())
-        while True:
-            event = await client.read_event()
-            assert event is not None, "connection closed before info"
-            if Info.is_type(event.type):
-                return Info.from_event(event)
 
 
 async def wait_for_describe(port: int) -> Info:

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe, Info
+from wyoming.info import Info
 
-from tests.conftest import free_port
+from tests.conftest import describe, free_port
 from wyoming_60db.emulator import Emulator, EmulatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,16 +195,6 @@ def stop(server: Server) -> int:
         raise AssertionError(
             f"no exit {STOP_TIMEOUT} s after SIGTERM:\n{server.output()}"
         ) from None
-
-
-async def describe(port: int) -> Info:
-    async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Describe().event())
-        while True:
-            event = await client.read_event()
-            assert event is not None, "the server closed the connection"
-            if Info.is_type(event.type):
-                return Info.from_event(event)
 
 
 async def first_info(server: Server) -> Info:

@@ -10,20 +10,8 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+from tests.conftest import wait_for_port as wait_for_port  # noqa: PLC0414 - re-exported
 from tests.server.conftest import WAIT
-
-
-async def wait_for_port(port: int, timeout: float = WAIT) -> None:
-    """Until something accepts connections on the loopback ``port``."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 @contextlib.asynccontextmanager

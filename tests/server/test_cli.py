@@ -16,6 +16,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 
+from tests.conftest import wait_for_port
 from tests.server.conftest import WAIT, eventually, free_port, heard, read_until
 from wyoming_60db import __version__
 from wyoming_60db.__main__ import RedactSecrets, parse_command_line
@@ -181,18 +182,6 @@ async def start_process(
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
     )  # fmt: skip
-
-
-async def wait_for_port(port: int) -> None:
-    async with asyncio.timeout(WAIT):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 @pytest.fixture
