@@ -48,9 +48,10 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from wyoming_60db.backend import SERVER_TIMEOUTS, ServerSettings, start_backend, stop_backend
 from wyoming_60db.emulator import Emulator, EmulatorSettings, tonecode
 from wyoming_60db.server import serving
+from wyoming_60db.settings import SERVER_TIMEOUTS, ServerSettings
+from wyoming_60db.startup import start_backend, stop_backend
 
 _T = TypeVar("_T")
 

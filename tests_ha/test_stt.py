@@ -476,3 +476,17 @@ async def test_audio_that_goes_quiet_ends_the_request(
     session = _used_session(emulator)
     await wait_for(lambda: session.ended is not None, "60db session closed")
     await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
+
+
+async def test_sends_60_ms_frames(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """HA's 10 ms chunks reach 60db as 60 ms frames: ~16.7 frames a second, not 100."""
+    audio = _speech(PHRASE)
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(audio).stream()), 30)
+    assert result.text == PHRASE
+    session = _used_session(emulator)
+    assert bytes(session.audio) == audio  # 16 kHz mono: passed through untouched
+    seconds = len(audio) / (16000 * 2)
+    frames_per_second = (session.json_frames + session.binary_frames) / seconds
+    assert 16 <= frames_per_second <= 20, f"{frames_per_second:.1f} frames per second"

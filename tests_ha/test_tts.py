@@ -147,7 +147,12 @@ async def test_streaming_speaks_before_the_text_is_complete(
     assert _heard(data) == tonecode.normalize(ANSWER)
     # One context, one flush per sentence as it completed.
     context = emulator.tts_contexts[-1]
-    assert context.texts == ["Hello there.", "How are you today?", "I am fine."]
+    # (A trailing space keeps the last word of a flush apart from the next one's.)
+    assert [text.strip() for text in context.texts] == [
+        "Hello there.",
+        "How are you today?",
+        "I am fine.",
+    ]
     assert context.flush_count == 3
 
 
@@ -299,5 +304,57 @@ async def test_text_that_goes_quiet_ends_the_stream(
     assert raised.value.translation_key == "text_idle_timeout"
     assert str(raised.value).startswith("No text to speak arrived for 0.5 s, so the 60db")
     assert _heard(data) == "hello there."
+    await wait_for(lambda: client.free_slots("tts") == 5, "TTS slot given back")
+    await wait_for(lambda: emulator.tts_contexts[-1].closed, "60db context closed")
+
+
+async def test_first_sentence_is_flushed_when_its_punctuation_arrives(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The first sentence goes to 60db at its final ".", not when the LLM's next delta comes."""
+    flushed_before_more_text = False
+
+    async def message_gen() -> AsyncGenerator[str, None]:
+        nonlocal flushed_before_more_text
+        yield "Turn on the lights."
+        try:  # the next delta only once 60db has been asked to speak the first sentence
+            await wait_for(
+                lambda: bool(emulator.tts_contexts) and emulator.tts_contexts[-1].flush_count > 0,
+                "the first sentence flushed",
+                timeout=3,
+            )
+            flushed_before_more_text = True
+        except TimeoutError:
+            pass
+        yield " Done."
+
+    response = await _entity(hass).async_stream_tts_audio(TTSAudioRequest("en", {}, message_gen()))
+    data = await bounded(_collect(response.data_gen))
+    assert flushed_before_more_text, "the first sentence waited for the next delta"
+    assert _heard(data) == tonecode.normalize("Turn on the lights. Done.")
+    context = emulator.tts_contexts[-1]
+    assert [text.strip() for text in context.texts] == ["Turn on the lights.", "Done."]
+
+
+async def test_a_failing_message_gen_ends_the_audio_with_its_error(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The conversation agent fails mid-answer: what was flushed is heard, then its error."""
+
+    async def fails() -> AsyncGenerator[str, None]:
+        yield "Hello there. How"
+        raise LookupError("the conversation agent failed")
+
+    response = await _entity(hass).async_stream_tts_audio(TTSAudioRequest("en", {}, fails()))
+    received: list[bytes] = []
+
+    async def listen() -> None:
+        async for chunk in response.data_gen:
+            received.append(chunk)
+
+    with pytest.raises(LookupError, match="conversation agent"):
+        await bounded(listen())
+    assert _heard(b"".join(received)) == "hello there."
+    client = setup_entry.runtime_data.client
     await wait_for(lambda: client.free_slots("tts") == 5, "TTS slot given back")
     await wait_for(lambda: emulator.tts_contexts[-1].closed, "60db context closed")

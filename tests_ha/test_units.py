@@ -7,9 +7,9 @@ import struct
 import pytest
 
 from custom_components.sixtydb.audio import WavHeaderStripper, wav_file, wav_header
-from custom_components.sixtydb.coordinator import Catalog
+from custom_components.sixtydb.coordinator import EntryCatalog
 from custom_components.sixtydb.errors import FALLBACK_CODE, translation_of
-from custom_components.sixtydb.tts import _label, default_language
+from custom_components.sixtydb.tts import default_language
 from wyoming_60db.sixtydb import (
     ConcurrencyLimitError,
     ServerError,
@@ -19,6 +19,7 @@ from wyoming_60db.sixtydb import (
     UnsupportedLanguageError,
     Voice,
 )
+from wyoming_60db.sixtydb.catalog import voice_label
 
 PCM = bytes(range(256)) * 4
 
@@ -73,13 +74,14 @@ def _voice(voice_id: str, name: str, language: str | None, category: str = "prem
 
 
 def test_catalog_offers_untagged_voices_for_every_language() -> None:
-    catalog = Catalog(
+    catalog = EntryCatalog(
         voices=(
             _voice("a", "Ann", "en"),
             _voice("b", "Bo", "hi"),
             _voice("c", "Clone", None, "cloned"),
         ),
         stt_languages=(SttLanguage("en", "English"),),
+        untagged_voices="every_language",
     )
     assert catalog.tts_languages == ["en", "hi"]
     assert [v.name for v in catalog.voices_for("hi")] == ["Bo", "Clone"]
@@ -87,8 +89,9 @@ def test_catalog_offers_untagged_voices_for_every_language() -> None:
     assert catalog.voices_for("xx") == ()
     assert catalog.voice("clone") is not None  # by name, case-insensitive
     assert catalog.voice("nobody") is None
-    assert _label(catalog.voices[2]) == "Clone (cloned)"
-    assert _label(catalog.voices[0]) == "Ann"
+    # HA lists voices per language: the label leaves the language out.
+    assert voice_label(catalog.voices[2], with_language=False) == "Clone (cloned)"
+    assert voice_label(catalog.voices[0], with_language=False) == "Ann"
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,7 @@ def test_catalog_offers_untagged_voices_for_every_language() -> None:
 def test_default_language(
     voices: tuple[tuple[str, str], ...], voice_id: str, expected: str
 ) -> None:
-    catalog = Catalog(
+    catalog = EntryCatalog(
         voices=tuple(_voice(i, i.upper(), language) for i, language in voices), stt_languages=()
     )
     assert default_language(catalog, voice_id) == expected

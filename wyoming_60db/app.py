@@ -37,9 +37,12 @@ from wyoming.client import AsyncClient
 from wyoming.info import Describe, Info
 from wyoming.server import AsyncTcpServer
 
-from .__main__ import TTS_SAMPLE_RATES, Command, parse_command_line, setup_logging
-from .backend import ServerSettings, start_backend, stop_backend
+from .cli import TTS_RATES, Command, env_names, parse_command_line
+from .logs import start_logging
 from .server import demo_settings, serving, wait_for_stop_signal
+from .settings import ServerSettings
+from .sixtydb.limits import STT_ENCODINGS
+from .startup import start_backend, stop_backend
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,8 +58,7 @@ ENV_SUPERVISOR_TOKEN: Final = "SUPERVISOR_TOKEN"
 """Set by the Supervisor in every app container."""
 
 # The app decides the key and demo mode; these must not leak in from the environment.
-_IGNORED_ENV: Final = frozenset({"SIXTYDB_API_KEY", "SIXTYDB_API_KEY_FILE", "SIXTYDB_DEMO"})
-STT_ENCODINGS: Final = ("linear", "mulaw")
+_IGNORED_ENV: Final = env_names("--api-key", "--demo")
 
 
 class OptionsError(ValueError):
@@ -115,10 +117,8 @@ def _sample_rate(value: object) -> int:
         rate = int(str(value))
     except ValueError:
         rate = 0
-    if rate not in TTS_SAMPLE_RATES:
-        raise OptionsError(
-            f"tts_sample_rate must be one of {', '.join(map(str, TTS_SAMPLE_RATES))}"
-        )
+    if rate not in TTS_RATES:
+        raise OptionsError(f"tts_sample_rate must be one of {', '.join(map(str, TTS_RATES))}")
     return rate
 
 
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except OptionsError as err:
         sys.exit(f"wyoming-60db app: {err}")
     command = server_command(options, args.uri, environ)
-    setup_logging(command)
+    start_logging(command)
     discovery = Discovery(
         supervisor_url=args.supervisor_url, token=environ.get(ENV_SUPERVISOR_TOKEN) or None
     )

@@ -1,11 +1,8 @@
-"""One Wyoming connection: events in, requests to 60db, events out.
+"""Routing one Wyoming connection's requests: STT and TTS over 60db, ``describe``, ``ping``.
 
-Events of one connection are read one at a time (ha-and-wyoming.md §1), so
-every wait on 60db runs as a task and ``describe``/``ping`` stay responsive.
-Any failure ends the connection the same way: an ``error`` event, a
-half-close, and reading on for a moment before closing, because closing a
-socket that still holds unread input sends a TCP reset and the client can lose
-the ``error`` in that race.
+The connection's mechanics (reading, bounded writes, failing with an ``error``
+and draining, tasks) are ``connection.py``'s; this module says what each event
+means.
 """
 
 from __future__ import annotations
@@ -14,55 +11,57 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+from typing import Any
 
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart
-from wyoming.error import Error
-from wyoming.event import Event, async_write_event
+from wyoming.event import Event
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk
 
-from .backend import Backend
+from .connection import Connection, peer_text
+from .event_protocol import EventProtocol
 from .pcm import PcmFormat
+from .pipeline.aio import cancel_and_wait
 from .sixtydb import SixtyDbClient, SixtyDbError, TtsOptions, Voice
+from .state import Backend
 from .stt_stream import SttStream
-from .tasks import cancel_and_wait
 from .tts_stream import AudioRelay, TtsStream, speak
-from .wire import MalformedEvent, RequestError, decode, read_event
+from .wire import MalformedEvent, RequestError, decode
 
 _LOGGER = logging.getLogger(__name__)
 
-_READ_SIZE: Final = 64 * 1024
-
-
-class ClientGone(Exception):
-    """The client stopped reading or hung up; nothing more can be sent."""
-
 
 def handler_factory(
-    backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> AsyncEventHandler:
+    backend: Backend, events: EventProtocol, writer: asyncio.StreamWriter
+) -> SixtyDbEventHandler | RefusedConnection:
     """A handler for a new connection, or a refusal (``--allow``, shutdown)."""
     peer = writer.get_extra_info("peername")
     if not backend.accepting:
-        return RefusedConnection(reader, writer)
+        return RefusedConnection(writer)
     if not backend.settings.allow.permits(peer):
         _LOGGER.warning(
             "Refused a connection from %s: not in the allowed networks (%s); see --allow",
-            _peer_text(peer),
+            peer_text(peer),
             backend.settings.allow,
         )
-        return RefusedConnection(reader, writer)
-    return SixtyDbEventHandler(backend, reader, writer)
+        return RefusedConnection(writer)
+    return SixtyDbEventHandler(backend, events, writer)
 
 
-class RefusedConnection(AsyncEventHandler):
+def stdio_handler(
+    backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> AsyncEventHandler:
+    """The one client on stdin/stdout, whose events wyoming's stdio server reads."""
+    return _StdioHandler(reader, writer, SixtyDbEventHandler(backend, None, writer))
+
+
+class RefusedConnection:
     """Closes the connection without reading or answering anything."""
 
-    async def handle_event(self, event: Event) -> bool:
-        return False
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
 
     async def run(self) -> None:
         self.writer.close()
@@ -70,26 +69,33 @@ class RefusedConnection(AsyncEventHandler):
             await self.writer.wait_closed()
 
 
-class SixtyDbEventHandler(AsyncEventHandler):
-    """STT and TTS requests of one client connection."""
-
+class _StdioHandler(AsyncEventHandler):
     def __init__(
-        self, backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handler: SixtyDbEventHandler,
     ) -> None:
         super().__init__(reader, writer)
+        self._handler = handler
+
+    async def handle_event(self, event: Event) -> bool:
+        return await self._handler.handle_event(event)
+
+
+class SixtyDbEventHandler(Connection):
+    """STT and TTS requests of one client connection."""
+
+    expected_errors = (RequestError, SixtyDbError)
+
+    def __init__(
+        self, backend: Backend, events: EventProtocol | None, writer: asyncio.StreamWriter
+    ) -> None:
+        super().__init__(events, writer, backend.settings, backend.connections)
         self._backend = backend
-        self._settings = backend.settings
-        self._peer = _peer_text(writer.get_extra_info("peername"))
         self._stt: SttStream | None = None
         self._tts_stream: TtsStream | None = None
         self._tts_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._background: set[asyncio.Task[None]] = set()
-        self._failed = False
-        self._gone = False
-        self._draining = False
-        self._activity = 0
-        self.finished = asyncio.Event()
         self._routes: dict[str, Callable[[Event], Awaitable[None]]] = {
             "describe": self._on_describe,
             "ping": self._on_ping,
@@ -106,173 +112,40 @@ class SixtyDbEventHandler(AsyncEventHandler):
     @property
     def busy(self) -> bool:
         """True while a request is in flight (graceful shutdown waits for it)."""
-        return self._stt is not None or any(not task.done() for task in self._tasks)
+        return self._stt is not None or super().busy
 
-    # ------------------------------------------------------------------ connection
-
-    async def run(self) -> None:
-        """Read events until the client leaves or an error ends the connection."""
-        self._backend.connections.add(self)
-        try:
-            await self._read_events()
-            if self._failed and not self._gone:
-                self._draining = True
-                await self._drain()
-        finally:
-            try:
-                await self.disconnect()
-            finally:  # also when shutdown cancels us half-way through the cleanup
-                self.writer.close()
-                self._backend.connections.discard(self)
-                self.finished.set()
-
-    async def _read_events(self) -> None:
-        limits = self._settings.limits
-        while not (self._failed or self._gone):
-            try:
-                event = await read_event(self.reader, limits)
-            except MalformedEvent as err:
-                await self._fail(err)
-                return
-            if event is None:
-                return
-            self._activity += 1
-            if not await self.handle_event(event):
-                return
-
-    async def handle_event(self, event: Event) -> bool:
-        """Act on one event; False ends the connection."""
-        if self._failed or self._gone:
-            return False
+    async def route(self, event: Event) -> None:
         route = self._routes.get(event.type)
         if route is None:
             _LOGGER.debug("Ignoring a %s event", event.type)
-            return True
-        try:
-            await route(event)
-        except ClientGone:
-            self._gone = True
-        except (RequestError, SixtyDbError) as err:
-            await self._fail(err)
-        except Exception as err:  # our bug (the client's mistakes are decode()'s MalformedEvent)
-            _LOGGER.exception("Handling %s from %s failed", event.type, self._peer)
-            await self._fail(err)
-        return not (self._failed or self._gone)
-
-    async def disconnect(self) -> None:
-        """Release every 60db session of this connection."""
-        await self._cancel_requests()
-
-    async def _send(self, event: Event) -> None:
-        """Write one event, bounded: a client that stops reading is dropped."""
-        if self._gone:
-            raise ClientGone
-        try:
-            async with asyncio.timeout(self._settings.write_timeout):
-                await async_write_event(event, self.writer)
-        except (TimeoutError, ConnectionError, OSError, RuntimeError):
-            self._gone = True
-            self._abort()
-            raise ClientGone from None
-
-    # ------------------------------------------------------------------ failure
-
-    async def _fail(self, error: BaseException) -> None:
-        """Send ``error(text, code)`` once, then half-close and let the reader drain."""
-        if self._failed or self._gone:
             return
-        self._failed = True
-        text, code = self._describe_error(error)
-        _LOGGER.warning("Request from %s failed (%s): %s", self._peer, code, text)
-        await self._cancel_requests()
-        try:
-            await self._send(Error(text=text, code=code).event())
-        except ClientGone:
-            return
-        if self.writer.can_write_eof():
-            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                self.writer.write_eof()
-        self._start_task(self._watch_drain(), track=False)
+        await route(event)
 
-    def _describe_error(self, error: BaseException) -> tuple[str, str]:
-        if isinstance(error, RequestError):
-            text, code = error.text, error.code
-        elif isinstance(error, SixtyDbError):
-            text, code = error.message, error.code
-        else:
-            text, code = "internal server error", "internal_error"
-        if self._backend.client is not None:
-            text = self._backend.client.config.redact(text)  # belt and braces
-        return text, code
+    def take_audio(self, payload: bytes | None) -> bool:
+        """The lean path: a chunk of an open transcription whose format is known."""
+        stt = self._stt
+        if stt is None or not stt.has_audio_format:
+            return False  # routed: it opens the transcription or sets the format
+        if payload:
+            stt.push_audio(payload)
+        return True
 
-    def _on_stream_error(self, error: BaseException) -> None:
-        if isinstance(error, ClientGone):
-            self._gone = True
-            return
-        self._start_task(self._fail(error), track=False)
-
-    async def _drain(self) -> None:
-        """Read and discard what the client still sends, until it stops or hangs up."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.drain_seconds
-        while (remaining := deadline - loop.time()) > 0:
-            wait = min(self._settings.drain_idle_seconds, remaining)
-            try:
-                data = await asyncio.wait_for(self.reader.read(_READ_SIZE), wait)
-            except (TimeoutError, ConnectionError, OSError):
-                return
-            if not data:
-                return
-            self._activity += 1
-
-    async def _watch_drain(self) -> None:
-        """Hang up a client that neither sends nor closes after an error.
-
-        The event loop is then waiting inside a read that nothing will end.
-        """
-        seen = -1
-        while not self._draining and self._activity != seen:
-            seen = self._activity
-            await asyncio.sleep(self._settings.drain_idle_seconds)
-        if not self._draining:
-            self._abort()
-
-    def _abort(self) -> None:
-        transport = self.writer.transport
-        if not transport.is_closing():
-            transport.close()
-
-    # ------------------------------------------------------------------ tasks
-
-    def _start_task(
-        self, coro: Coroutine[Any, Any, None], *, track: bool = True
-    ) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._guard(coro))
-        # The loop keeps only weak references: hold every task until it ends.
-        tasks = self._tasks if track else self._background
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except ClientGone:
-            self._gone = True
-        except (RequestError, SixtyDbError) as err:
-            await self._fail(err)
-        except Exception as err:  # a bug must still answer the client
-            _LOGGER.exception("Request from %s failed unexpectedly", self._peer)
-            await self._fail(err)
-
-    async def _cancel_requests(self) -> None:
-        current = asyncio.current_task()
+    async def release(self) -> None:
         stt, self._stt = self._stt, None
         try:
-            await cancel_and_wait(task for task in self._tasks if task is not current)
+            await cancel_and_wait(self._request_tasks())
         finally:  # the session (and its slot) is released even if we are cancelled meanwhile
             if stt is not None:
                 await stt.aclose()
+
+    def _describe_error(self, error: BaseException) -> tuple[str, str]:
+        if isinstance(error, SixtyDbError):
+            text, code = error.message, error.code
+        else:
+            text, code = super()._describe_error(error)
+        if self._backend.client is not None:
+            text = self._backend.client.config.redact(text)  # belt and braces
+        return text, code
 
     def _client(self) -> SixtyDbClient:
         client = self._backend.client
@@ -325,7 +198,7 @@ class SixtyDbEventHandler(AsyncEventHandler):
             stt = stt or await self._open_stt(None)
             stt.begin_audio(PcmFormat(chunk.rate, chunk.width, chunk.channels))
         if event.payload:
-            await stt.add_audio(event.payload)
+            stt.push_audio(event.payload)
 
     async def _on_audio_stop(self, event: Event) -> None:
         stt, self._stt = self._stt, None
@@ -351,7 +224,7 @@ class SixtyDbEventHandler(AsyncEventHandler):
         stream = self._tts_stream
         if stream is not None and stream.is_duplicate(synthesize.text):
             # HA repeats a streamed text as a plain `synthesize` for old
-            # servers (ha-and-wyoming.md §2); speaking it would say it twice.
+            # servers (home-assistant.md §2); speaking it would say it twice.
             _LOGGER.debug("Ignoring the full-text synthesize sent during a stream")
             return
         client = self._client()
@@ -429,9 +302,3 @@ class SixtyDbEventHandler(AsyncEventHandler):
         finally:
             if self._tts_stream is stream:
                 self._tts_stream = None
-
-
-def _peer_text(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer) if peer else "local client"

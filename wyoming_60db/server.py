@@ -15,8 +15,11 @@ from urllib.parse import urlparse
 
 from wyoming.server import AsyncServer, AsyncTcpServer
 
-from .backend import Backend, ServerSettings, start_backend, stop_backend
-from .handler import handler_factory
+from .handler import handler_factory, stdio_handler
+from .listener import listener_for
+from .settings import ServerSettings
+from .startup import start_backend, stop_backend
+from .state import Backend
 
 if TYPE_CHECKING:
     from zeroconf.asyncio import AsyncZeroconf
@@ -37,7 +40,7 @@ async def serve(settings: ServerSettings) -> None:
         stack.push_async_callback(stop_backend, backend)
         if urlparse(settings.uri).scheme == "stdio":
             # One client on stdin/stdout; wyoming's server runs it to the end.
-            await AsyncServer.from_uri(settings.uri).run(partial(handler_factory, backend))
+            await AsyncServer.from_uri(settings.uri).run(partial(stdio_handler, backend))
             return
         await stack.enter_async_context(serving(settings, backend))
         await wait_for_stop_signal()
@@ -46,9 +49,13 @@ async def serve(settings: ServerSettings) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(settings: ServerSettings, backend: Backend) -> AsyncIterator[AsyncServer]:
-    """Listen on ``settings.uri`` until the block ends, then shut down gracefully."""
-    server = AsyncServer.from_uri(settings.uri)
-    await server.start(partial(handler_factory, backend))
+    """Listen on ``settings.uri`` until the block ends, then shut down gracefully.
+
+    The server is wyoming's ``AsyncTcpServer``/``AsyncUnixServer`` to its users
+    (``host``, ``port``); it reads events with the server's own protocol.
+    """
+    server = listener_for(settings.uri, settings.limits)
+    await server.listen(partial(handler_factory, backend))
     _LOGGER.info("Listening on %s; clients allowed from %s", settings.uri, settings.allow)
     # Registered only once the port is open, so HA never finds a closed port.
     zeroconf = await start_zeroconf(settings, server)

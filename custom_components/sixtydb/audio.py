@@ -1,8 +1,9 @@
-"""Audio framing between Home Assistant and 60db: WAV headers and STT input.
+"""WAV framing between Home Assistant and 60db.
 
 Home Assistant's STT stream is raw PCM in a pipeline, but a WAV file (header
-first) through its HTTP API; 60db takes headerless 16 kHz PCM or 8 kHz μ-law
-(60db-protocol.md §2.3.1). TTS answers go back as WAV: 60db sends raw PCM.
+first) through its HTTP API; 60db takes headerless PCM (60db-protocol.md
+§2.3.1), converted by ``wyoming_60db.pipeline.SttFeed``. TTS answers go back
+as WAV: 60db sends raw PCM.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import io
 import struct
 import wave
 from typing import Final
-
-from wyoming_60db.audio import AudioConverter, PcmFormat, mulaw_encode
 
 _RIFF_HEADER: Final = 12  # "RIFF" <size> "WAVE"
 _CHUNK_HEADER: Final = 8  # <id> <size>
@@ -72,27 +71,3 @@ class WavHeaderStripper:
         self._done = True
         data, self._head = self._head[skip:], b""
         return data
-
-
-class SttEncoder:
-    """HA's PCM (any rate, 8-32 bit, mono or stereo) → what the 60db session takes."""
-
-    def __init__(self, source: PcmFormat, *, mulaw: bool) -> None:
-        self.mulaw = mulaw
-        self.sample_rate = 8000 if mulaw else 16000
-        self._wav = WavHeaderStripper()
-        self._converter = AudioConverter(source, self.sample_rate)
-
-    def encode(self, chunk: bytes) -> bytes:
-        """Convert the next chunk (may return nothing while input is buffered)."""
-        return self._output(self._converter.convert(self._wav.feed(chunk)))
-
-    def flush(self) -> bytes:
-        """The end of the stream: drain the header buffer and the resampler."""
-        pcm = self._converter.convert(self._wav.flush()) + self._converter.flush()
-        return self._output(pcm)
-
-    def _output(self, pcm: bytes) -> bytes:
-        if not pcm or not self.mulaw:
-            return pcm
-        return mulaw_encode(pcm)

@@ -35,6 +35,13 @@ from wyoming_60db.sixtydb import (
     InsufficientCreditsError,
     SixtyDbError,
 )
+from wyoming_60db.sixtydb.catalog import voice_label
+from wyoming_60db.sixtydb.limits import (
+    MAX_STT_LANGUAGES,
+    PERCENT_RANGE,
+    SPEED_RANGE,
+    STT_ENCODINGS,
+)
 
 from .api import async_check_account
 from .const import (
@@ -48,11 +55,7 @@ from .const import (
     DEFAULTS,
     DOMAIN,
     LOGGER,
-    MAX_STT_LANGUAGES,
-    PERCENT_RANGE,
     SECTION_ADVANCED,
-    SPEED_RANGE,
-    STT_ENCODINGS,
 )
 from .coordinator import SixtyDbConfigEntry
 
@@ -208,11 +211,7 @@ def _options_schema(entry: SixtyDbConfigEntry) -> vol.Schema:
         for language in catalog.stt_languages
     ]
     voices = [
-        SelectOptionDict(
-            value=voice.voice_id,
-            label=f"{voice.name} ({voice.language_name or voice.language or '?'})",
-        )
-        for voice in catalog.voices
+        SelectOptionDict(value=voice.voice_id, label=voice_label(voice)) for voice in catalog.voices
     ]
     return vol.Schema(
         {

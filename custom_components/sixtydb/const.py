@@ -7,6 +7,13 @@ from datetime import timedelta
 from typing import Final
 
 from wyoming_60db.sixtydb import DEFAULT_VOICE_ID
+from wyoming_60db.sixtydb.limits import (
+    DEFAULT_SIMILARITY,
+    DEFAULT_SPEED,
+    DEFAULT_STABILITY,
+    MAX_STT_LANGUAGES,
+    STT_ENCODINGS,
+)
 
 DOMAIN: Final = "sixtydb"
 LOGGER = logging.getLogger(__package__)
@@ -25,23 +32,19 @@ CONF_SPEED: Final = "speed"
 CONF_STABILITY: Final = "stability"
 CONF_SIMILARITY: Final = "similarity"
 
-STT_ENCODING_LINEAR: Final = "linear"
-STT_ENCODING_MULAW: Final = "mulaw"
-STT_ENCODINGS: Final = (STT_ENCODING_LINEAR, STT_ENCODING_MULAW)
+STT_ENCODING_LINEAR, STT_ENCODING_MULAW = STT_ENCODINGS
 
 DEFAULTS: Final[dict[str, object]] = {
     CONF_STT_LANGUAGES: [],  # empty: let 60db detect the language
     CONF_STT_ENCODING: STT_ENCODING_LINEAR,
     CONF_VOICE: DEFAULT_VOICE_ID,
-    CONF_SPEED: 1.0,
-    CONF_STABILITY: 50.0,
-    CONF_SIMILARITY: 75.0,
+    CONF_SPEED: DEFAULT_SPEED,
+    CONF_STABILITY: DEFAULT_STABILITY,
+    CONF_SIMILARITY: DEFAULT_SIMILARITY,
 }
 
-# The documented ranges (60db-protocol.md §3.3); the client core rejects others.
-SPEED_RANGE: Final = (0.5, 2.0)
-PERCENT_RANGE: Final = (0.0, 100.0)
-MAX_STT_LANGUAGES: Final = 5  # per session (§2.7)
+# Declared once, in the client core; the STT entity reads it from here.
+__all__ = ["MAX_STT_LANGUAGES"]
 
 # Voices and languages change rarely (a new cloned voice at most), and the
 # account check doubles as the credits check behind the repair issue.

@@ -7,8 +7,7 @@ which tells whether the key still works and whether the wallet has credits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeAlias
 
@@ -18,15 +17,14 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from wyoming_60db.sixtydb import (
-    DOCUMENTED_STT_LANGUAGES,
     Account,
     AuthenticationError,
     InsufficientCreditsError,
     SixtyDbClient,
     SixtyDbError,
     SttLanguage,
-    Voice,
 )
+from wyoming_60db.sixtydb.catalog import Catalog, documented_stt_languages
 
 from .const import CATALOG_REFRESH, DOMAIN, LOGGER
 from .errors import translation_of
@@ -37,44 +35,11 @@ RETRY_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
-class Catalog:
-    """What 60db offers this account."""
+class EntryCatalog(Catalog):
+    """The client core's catalog of the account, and the account behind the key."""
 
-    voices: tuple[Voice, ...]
-    stt_languages: tuple[SttLanguage, ...]
     account: Account | None = None
     """``None`` while the wallet is empty: 60db then refuses the login."""
-    _by_language: dict[str, tuple[Voice, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        by_language: dict[str, list[Voice]] = {}
-        for voice in self.voices:
-            if voice.language:
-                by_language.setdefault(voice.language, []).append(voice)
-        # A voice without a language (some cloned ones) is offered for every language.
-        untagged = [voice for voice in self.voices if not voice.language]
-        for language, voices in by_language.items():
-            self._by_language[language] = (*voices, *untagged)
-
-    @property
-    def tts_languages(self) -> list[str]:
-        """Languages with at least one voice, sorted."""
-        return sorted(self._by_language)
-
-    def voices_for(self, language: str) -> Sequence[Voice]:
-        """Voices for an ISO code; ``en-US`` finds the ``en`` voices."""
-        code = language.lower().replace("_", "-")
-        return self._by_language.get(code) or self._by_language.get(code.split("-")[0], ())
-
-    def voice(self, voice_id: str) -> Voice | None:
-        """The voice with this id (or, as a convenience, this name)."""
-        for voice in self.voices:
-            if voice.voice_id == voice_id:
-                return voice
-        folded = voice_id.casefold()
-        return next((v for v in self.voices if v.name.casefold() == folded), None)
 
 
 @dataclass(slots=True)
@@ -88,7 +53,7 @@ class SixtyDbData:
 SixtyDbConfigEntry: TypeAlias = ConfigEntry[SixtyDbData]
 
 
-class CatalogCoordinator(DataUpdateCoordinator[Catalog]):
+class CatalogCoordinator(DataUpdateCoordinator[EntryCatalog]):
     """Keeps the catalog fresh and the credits repair issue up to date."""
 
     config_entry: SixtyDbConfigEntry
@@ -105,7 +70,7 @@ class CatalogCoordinator(DataUpdateCoordinator[Catalog]):
         )
         self.client = client
 
-    async def _async_update_data(self) -> Catalog:
+    async def _async_update_data(self) -> EntryCatalog:
         try:
             catalog = await self._fetch()
         except SixtyDbError as err:
@@ -123,7 +88,7 @@ class CatalogCoordinator(DataUpdateCoordinator[Catalog]):
         self.update_interval = CATALOG_REFRESH
         return catalog
 
-    async def _fetch(self) -> Catalog:
+    async def _fetch(self) -> EntryCatalog:
         try:
             account: Account | None = await self.client.check_account()
         except InsufficientCreditsError:
@@ -133,18 +98,21 @@ class CatalogCoordinator(DataUpdateCoordinator[Catalog]):
         else:
             async_clear_no_credits(self.hass, self.config_entry)
         voices = await self.client.fetch_voices()
-        return Catalog(
+        return EntryCatalog(
             voices=tuple(voices),
-            stt_languages=tuple(await self._stt_languages()),
+            stt_languages=await self._stt_languages(),
+            # A voice without a language (some cloned ones) is offered for every
+            # language: in Home Assistant the user picks it per pipeline.
+            untagged_voices="every_language",
             account=account,
         )
 
-    async def _stt_languages(self) -> list[SttLanguage]:
+    async def _stt_languages(self) -> tuple[SttLanguage, ...]:
         try:
-            return await self.client.fetch_stt_languages()
+            return tuple(await self.client.fetch_stt_languages())
         except AuthenticationError:
             raise
         except SixtyDbError as err:
             # The list is documented (§2.8); an odd answer must not take STT down.
             LOGGER.debug("Using the documented STT languages: %s", err.code)
-            return [SttLanguage(code, name) for code, name in DOCUMENTED_STT_LANGUAGES.items()]
+            return documented_stt_languages()

@@ -19,11 +19,13 @@ from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from wyoming_60db.audio import MAX_RATE, MIN_RATE, PcmFormat, UnsupportedAudioFormat
-from wyoming_60db.idle import QuietStream, next_or_quiet
+from wyoming_60db.pcm import MAX_RATE, MIN_RATE, PcmFormat, UnsupportedAudioFormat
+from wyoming_60db.pipeline.aio import QuietStream, next_or_quiet
+from wyoming_60db.pipeline.stt_feed import SttFeed
 from wyoming_60db.sixtydb import SixtyDbError, SttOptions
+from wyoming_60db.sixtydb.limits import STT_RATE_FOR_ENCODING, SttEncoding
 
-from .audio import SttEncoder
+from .audio import WavHeaderStripper
 from .const import (
     CONF_STT_ENCODING,
     CONF_STT_LANGUAGES,
@@ -116,33 +118,34 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
     ) -> AsyncGenerator[str | stt.SpeechResult, None]:
         """The text heard so far after each new phrase (if ``partials``), then the result.
 
-        The audio is sent from this generator, and the text heard so far is
-        read from the session between chunks: no task, no queue. Closing the
+        Each chunk goes to the feed, which sends 60 ms frames from a task of
+        its own, and the text heard so far is read between chunks. Closing the
         generator early (Home Assistant does once it has the final result)
         closes the 60db session in the ``finally``.
         """
         try:
-            encoder = self._encoder(metadata)
+            source = _source_format(metadata)
         except UnsupportedAudioFormat as err:
             LOGGER.warning("60db cannot take this audio: %s", err)
             yield _error()
             return
         idle = self.client.config.timeouts.stt_audio_idle
-        session = self.client.stt_session(self._options(encoder))
+        session = self.client.stt_session(self._options())
         session.start()
+        feed = SttFeed(session, source)
+        # Only HA's HTTP API sends a WAV header; the pipeline sends raw PCM.
+        wav = WavHeaderStripper()
         stopped = False
         try:
             heard = ""
             chunks = aiter(stream)
             while (chunk := await next_or_quiet(chunks, idle)) is not None:
-                if audio := encoder.encode(chunk):
-                    await session.send_audio(audio)
-                if partials and (text := session.result().text) != heard:
-                    heard = text  # only the latest, and only when it changed
+                feed.push(wav.feed(chunk))
+                if partials and feed.heard != heard:
+                    heard = feed.heard  # only the latest, and only when it changed
                     yield heard
-            if audio := encoder.flush():
-                await session.send_audio(audio)
-            result = await session.stop()
+            feed.push(wav.flush())
+            result = await feed.finish()
             stopped = True
         except SixtyDbError as err:
             self.report_outcome(err)
@@ -160,34 +163,38 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
                 # 60db has said all it will: the transcript need not wait for
                 # the close handshake (a network round trip).
                 self.entry.async_create_background_task(
-                    self.hass, session.aclose(), "sixtydb STT session close"
+                    self.hass, feed.aclose(), "sixtydb STT session close"
                 )
             else:
-                await session.aclose()
+                await feed.aclose()
         yield outcome
 
-    def _options(self, encoder: SttEncoder) -> SttOptions:
+    def _options(self) -> SttOptions:
+        encoding: SttEncoding = (
+            "mulaw" if self.option(CONF_STT_ENCODING) == STT_ENCODING_MULAW else "linear"
+        )
         return SttOptions(
             languages=self._languages(),
-            encoding="mulaw" if encoder.mulaw else "linear",
-            sample_rate=encoder.sample_rate,
+            encoding=encoding,
+            sample_rate=STT_RATE_FOR_ENCODING[encoding],
             interim_results_ms=None,  # partials come from the finals 60db sends anyway
         )
-
-    def _encoder(self, metadata: stt.SpeechMetadata) -> SttEncoder:
-        if metadata.codec != stt.AudioCodecs.PCM:
-            raise UnsupportedAudioFormat(f"{metadata.codec} is not linear PCM")
-        source = PcmFormat(
-            rate=int(metadata.sample_rate),
-            width=int(metadata.bit_rate) // 8,
-            channels=int(metadata.channel),
-        )
-        return SttEncoder(source, mulaw=self.option(CONF_STT_ENCODING) == STT_ENCODING_MULAW)
 
     def _languages(self) -> list[str] | None:
         """The configured languages, or ``None`` to let 60db detect the language."""
         chosen = list(self.option(CONF_STT_LANGUAGES) or [])
         return chosen[:MAX_STT_LANGUAGES] or None
+
+
+def _source_format(metadata: stt.SpeechMetadata) -> PcmFormat:
+    """HA's audio format, refused before any network call when it cannot be converted."""
+    if metadata.codec != stt.AudioCodecs.PCM:
+        raise UnsupportedAudioFormat(f"{metadata.codec} is not linear PCM")
+    return PcmFormat(
+        rate=int(metadata.sample_rate),
+        width=int(metadata.bit_rate) // 8,
+        channels=int(metadata.channel),
+    ).validate()
 
 
 def _error() -> stt.SpeechResult:

@@ -21,18 +21,17 @@ from homeassistant.components.tts.entity import (
     TTSAudioResponse,
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from sentence_stream import SentenceBoundaryDetector
 
-from wyoming_60db.idle import QuietStream, next_or_quiet
+from wyoming_60db.pipeline.aio import QuietStream, next_or_quiet
+from wyoming_60db.pipeline.speaker import TextStreamSpeaker
 from wyoming_60db.sixtydb import (
     MAX_TEXT_CHARS,
     SixtyDbError,
-    TtsContext,
     TtsOptions,
 )
 from wyoming_60db.sixtydb import Voice as SixtyDbVoice
+from wyoming_60db.sixtydb.catalog import Catalog, voice_label
 
 from .audio import wav_file, wav_header
 from .const import (
@@ -43,7 +42,7 @@ from .const import (
     LOGGER,
     TTS_SAMPLE_RATE,
 )
-from .coordinator import Catalog, SixtyDbConfigEntry
+from .coordinator import SixtyDbConfigEntry
 from .entity import SixtyDbEntity
 from .errors import ha_error, translated_error
 
@@ -84,10 +83,13 @@ class SixtyDbTtsEntity(SixtyDbEntity, TextToSpeechEntity):
     @callback
     def async_get_supported_voices(self, language: str) -> list[Voice] | None:
         """Voices for ``language`` from the cached catalog, the default voice first."""
-        voices = list(self.coordinator.data.voices_for(language))
-        default_id = self.option(CONF_VOICE)
-        voices.sort(key=lambda voice: voice.voice_id != default_id)
-        return [Voice(voice.voice_id, _label(voice)) for voice in voices] or None
+        # HA lists voices per language already: the label leaves the language out.
+        voices = self._catalog().voices_for(language)
+        return [Voice(v.voice_id, voice_label(v, with_language=False)) for v in voices] or None
+
+    def _catalog(self) -> Catalog:
+        """The cached catalog, with the default voice the options name right now."""
+        return self.coordinator.data.with_default_voice(self.option(CONF_VOICE))
 
     async def async_get_tts_audio(
         self, message: str, language: str, options: dict[str, Any]
@@ -114,30 +116,27 @@ class SixtyDbTtsEntity(SixtyDbEntity, TextToSpeechEntity):
     ) -> AsyncGenerator[bytes, None]:
         # One header of unknown length first, then raw PCM as 60db sends it.
         yield wav_header(settings.sample_rate)
+        speaker = TextStreamSpeaker(self.client, settings)
+        writer = self.entry.async_create_background_task(
+            self.hass,
+            _speak_sentences(message_gen, speaker, self.client.config.timeouts.tts_text_idle),
+            "sixtydb streamed text-to-speech",
+        )
         try:
-            async with self.client.tts_context(settings) as context:
-                writer = self.entry.async_create_background_task(
-                    self.hass,
-                    _speak_sentences(
-                        message_gen, context, self.client.config.timeouts.tts_text_idle
-                    ),
-                    "sixtydb streamed text-to-speech",
-                )
-                try:
-                    async for chunk in context.audio():
-                        yield chunk
-                    await writer  # re-raises what stopped the text, if anything did
-                finally:
-                    writer.cancel()
-                    await asyncio.gather(writer, return_exceptions=True)
+            async with contextlib.aclosing(speaker.audio()) as audio:
+                async for chunk in audio:
+                    yield chunk
         except SixtyDbError as err:
             self.report_outcome(err)
             raise translated_error(err) from err
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         self.report_outcome()
 
     def _settings(self, language: str, options: Mapping[str, Any]) -> TtsOptions:
         """The voice and voice settings of one request, validated before any network call."""
-        voice = _choose_voice(self.coordinator.data, language, options, self.option(CONF_VOICE))
+        voice = _choose_voice(self._catalog(), language, options)
         numbers = {key: self._number(options, key) for key in NUMBER_OPTIONS}
         try:
             return TtsOptions(
@@ -170,9 +169,8 @@ def default_language(catalog: Catalog, voice_id: str) -> str:
     return languages[0]
 
 
-def _choose_voice(
-    catalog: Catalog, language: str, options: Mapping[str, Any], default_id: str
-) -> SixtyDbVoice:
+def _choose_voice(catalog: Catalog, language: str, options: Mapping[str, Any]) -> SixtyDbVoice:
+    """The voice the request names, else the language's first: the default voice if it fits."""
     if requested := options.get(ATTR_VOICE):
         voice = catalog.voice(str(requested))
         if voice is None:
@@ -181,41 +179,25 @@ def _choose_voice(
     candidates = catalog.voices_for(language or "")
     if not candidates:
         raise ha_error("unsupported_language", language=str(language))
-    default = catalog.voice(default_id)
-    return default if default is not None and default in candidates else candidates[0]
+    return candidates[0]
 
 
 async def _speak_sentences(
-    message_gen: AsyncGenerator[str, None], context: TtsContext, idle: float
+    message_gen: AsyncGenerator[str, None], speaker: TextStreamSpeaker, idle: float
 ) -> None:
-    """Send each sentence as soon as it is complete; LLM deltas end anywhere.
+    """Pass the LLM's deltas on; the speaker flushes each sentence the moment it ends.
 
     Text that stops coming for ``idle`` seconds ends the request with
-    ``text_idle_timeout``: a stuck writer must not hold a 60db TTS slot.
+    ``text_idle_timeout``: a stuck writer must not hold a 60db TTS slot. What
+    was flushed before is still spoken.
     """
-    detector = SentenceBoundaryDetector()
     try:
         while (delta := await next_or_quiet(message_gen, idle)) is not None:
-            for sentence in detector.add_chunk(delta):
-                await _speak(context, sentence)
-        await _speak(context, detector.finish())
+            speaker.add_text(delta)
     except QuietStream:
         LOGGER.warning("No text for %g s: the 60db text-to-speech request was ended", idle)
-        raise ha_error("text_idle_timeout", seconds=f"{idle:g}") from None
-    finally:
-        # Closing ends context.audio() after the last audio, also after an error here.
-        with contextlib.suppress(SixtyDbError, HomeAssistantError):
-            await context.close()
-
-
-async def _speak(context: TtsContext, text: str) -> None:
-    if text := text.strip():
-        await context.send_text(text)
-        await context.flush()
-
-
-def _label(voice: SixtyDbVoice) -> str:
-    details = [part for part in (voice.gender, voice.accent) if part]
-    if voice.is_cloned:
-        details.append("cloned")
-    return f"{voice.name} ({', '.join(details)})" if details else voice.name
+        speaker.fail(ha_error("text_idle_timeout", seconds=f"{idle:g}"))
+    except Exception as err:  # the language model failed: the audio ends with its error
+        speaker.fail(err)
+    else:
+        speaker.finish()

@@ -29,7 +29,7 @@ from tests.app.conftest import (
 )
 from tests.conftest import describe, eventually
 from wyoming_60db import app
-from wyoming_60db.__main__ import Command, parse_command_line
+from wyoming_60db.cli import Command, parse_command_line
 from wyoming_60db.emulator import Emulator, EmulatorSettings
 
 WAIT = 15.0  # every wait is bounded by this

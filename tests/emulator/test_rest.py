@@ -8,6 +8,8 @@ import aiohttp
 import pytest
 
 from wyoming_60db.emulator import DEFAULT_VOICE_ID, Emulator, Voice
+from wyoming_60db.emulator.catalog import STT_LANGUAGES
+from wyoming_60db.sixtydb.catalog import DOCUMENTED_STT_LANGUAGES
 
 from .wsutil import KEY, create_msg, recv_json, tts_session
 
@@ -162,3 +164,9 @@ async def test_rate_limit_remaining_decreases(emu: Emulator, http: aiohttp.Clien
         async with http.get(emu.base_url + "/stt/models", headers=AUTH) as r:
             remaining.append(int(r.headers["X-RateLimit-Remaining"]))
     assert remaining[0] > remaining[1] > remaining[2]
+
+
+def test_the_emulator_serves_the_documented_languages() -> None:
+    """Its table adds native names; the codes and names are the client core's (§2.8)."""
+    served = {code: name for code, name, *_ in STT_LANGUAGES}
+    assert served == DOCUMENTED_STT_LANGUAGES

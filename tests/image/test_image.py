@@ -1,7 +1,7 @@
 """The container image (Dockerfile, script/image), run from its own files.
 
 Containers cannot be run on this project's machines, but a built image's files
-can be reached (shared/ha-and-wyoming.md §5). So script/image builds the image
+can be reached (docs/home-assistant.md §5). So script/image builds the image
 with podman, the test mounts it (``podman image mount``) and runs the image's
 own ENTRYPOINT with chroot: as the image's USER, with the image's environment,
 in its WORKDIR. That is what ``docker run`` starts, minus the namespaces (the

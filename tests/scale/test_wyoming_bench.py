@@ -1,6 +1,6 @@
 """Smoke test with ``wyoming-bench``, the community's benchmark client, against ``--demo``.
 
-A client nobody in this project wrote (ha-and-wyoming.md §6): its streaming TTS
+A client nobody in this project wrote (home-assistant.md §6): its streaming TTS
 sends ``synthesize-chunk``s without the compatibility ``synthesize``, it streams
 STT audio faster than real time in 1024-sample chunks, and its corpus WAVs keep
 their own sample rate.

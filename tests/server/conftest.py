@@ -26,10 +26,12 @@ from wyoming.tts import (
 from tests.conftest import TEST_KEY
 from tests.conftest import eventually as eventually  # noqa: PLC0414 - re-exported
 from tests.conftest import free_port as free_port  # noqa: PLC0414 - re-exported
-from wyoming_60db.backend import Backend, ServerSettings, start_backend, stop_backend
 from wyoming_60db.emulator import Emulator, EmulatorSettings, SttRecord, tonecode
 from wyoming_60db.server import serving
+from wyoming_60db.settings import ServerSettings
 from wyoming_60db.sixtydb import Timeouts
+from wyoming_60db.startup import start_backend, stop_backend
+from wyoming_60db.state import Backend
 
 # Far above what loopback needs, short enough that a hang fails fast.
 SERVER_TEST_TIMEOUTS = Timeouts(
@@ -38,7 +40,7 @@ SERVER_TEST_TIMEOUTS = Timeouts(
 )  # fmt: skip
 WAIT = 10.0  # every test wait is bounded by this
 RATE = 16000
-CHUNK_BYTES = 320  # HA: 10 ms of 16 kHz 16-bit mono (ha-and-wyoming.md §2)
+CHUNK_BYTES = 320  # HA: 10 ms of 16 kHz 16-bit mono (home-assistant.md §2)
 
 
 @dataclass

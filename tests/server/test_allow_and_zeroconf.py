@@ -14,9 +14,9 @@ from wyoming.server import AsyncServer, AsyncTcpServer
 
 from tests.server.conftest import exchange, refused, running_server, types
 from wyoming_60db.allow import AllowList
-from wyoming_60db.backend import ServerSettings
 from wyoming_60db.emulator import Emulator
 from wyoming_60db.server import start_zeroconf
+from wyoming_60db.settings import ServerSettings
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,10 @@ from wyoming.tts import Synthesize
 from tests.conftest import wait_for_port
 from tests.server.conftest import WAIT, eventually, free_port, heard, read_until
 from wyoming_60db import __version__
-from wyoming_60db.__main__ import RedactSecrets, parse_command_line
 from wyoming_60db.allow import AllowList
-from wyoming_60db.backend import SERVER_TIMEOUTS
+from wyoming_60db.cli import OPTIONS, parse_command_line
+from wyoming_60db.logs import RedactSecrets
+from wyoming_60db.settings import SERVER_TIMEOUTS
 
 KEY = "sk_live_command_line_secret_123"
 
@@ -141,6 +142,119 @@ def test_bad_values_exit_with_a_message(
         parse_command_line(argv, {})
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# The same bad values, from the environment: the same check, the same usage
+# message, and the message names the variable that held the value.
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SIXTYDB_TTS_SAMPLE_RATE", "44100", "--tts-sample-rate must be one of"),
+        ("SIXTYDB_TTS_SPEED", "3", "--tts-speed must be between"),
+        ("SIXTYDB_TTS_SPEED", "fast", "is not a number"),
+        ("SIXTYDB_STT_ENCODING", "opus", "--stt-encoding must be linear or mulaw"),
+        ("SIXTYDB_ALLOW", "not-a-network", "--allow"),
+        ("SIXTYDB_URI", "http://x:1", "--uri"),
+        ("SIXTYDB_API_URL", "ftp://example", "--api-url"),
+        ("SIXTYDB_LANGUAGE", "english!", "is not a language code"),
+        ("SIXTYDB_API_KEY_FILE", "/nonexistent/key", "cannot read --api-key-file"),
+        ("SIXTYDB_STT_IDLE_TIMEOUT", "soon", "is not a number of seconds"),
+        ("SIXTYDB_WARM_MAX_IDLE", "0", "--warm-max-idle must be more than 0"),
+        ("SIXTYDB_TTS_SESSIONS", "6", "--tts-sessions must be from 1 to 5"),
+    ],
+)
+def test_bad_environment_values_exit_with_the_same_message(
+    name: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_command_line([], {name: value})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: wyoming-60db")
+    assert message in err and f"(from {name})" in err
+
+
+def test_every_option_has_its_variable_and_is_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_command_line(["--help"], {})
+    help_text = " ".join(capsys.readouterr().out.split()).replace(
+        "comma- separated", "comma-separated"
+    )
+    pairs = [(option.flag, option.env) for option in OPTIONS]
+    pairs += [(option.file_flag, option.file_env) for option in OPTIONS if option.secret]
+    assert ("--api-key-file", "SIXTYDB_API_KEY_FILE") in pairs  # generated from secret=True
+    for flag, env in pairs:
+        assert env == "SIXTYDB_" + flag.removeprefix("--").replace("-", "_").upper()
+        assert f"{flag} " in help_text, flag
+        assert f"[{env}]" in help_text or f"[{env}, comma-separated]" in help_text, env
+
+
+def test_the_readme_lists_every_option_with_its_variable() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Options\n", 1)[1].split("\n### ", 1)[0]
+    rows = {
+        cells[1].strip("` ").split()[0]: cells[2].strip()
+        for line in section.splitlines()
+        if line.startswith("| `--") and (cells := line.split("|"))
+    }
+    pairs = [(option.flag, option.env) for option in OPTIONS]
+    pairs += [(option.file_flag, option.file_env) for option in OPTIONS if option.secret]
+    for flag, env in pairs:
+        assert flag in rows, f"README's options table lacks {flag}"
+        assert f"`{env}`" in rows[flag], f"README's row of {flag} lacks {env}"
+
+
+def test_every_option_is_read_from_its_variable() -> None:
+    """Each option in the table changes the command when only its variable is set."""
+    values = {
+        "--uri": "tcp://127.0.0.1:1", "--api-key": KEY, "--api-url": "http://localhost:1",
+        "--language": "de", "--voice": "Arjun", "--stt-encoding": "mulaw",
+        "--tts-sample-rate": "8000", "--tts-speed": "0.5", "--zeroconf": "den",
+        "--allow": "10.0.0.0/8", "--demo": "1", "--stt-idle-timeout": "1",
+        "--tts-idle-timeout": "1", "--warm-max-idle": "1", "--stt-sessions": "1",
+        "--tts-sessions": "1", "--debug": "on", "--log-format": "%(message)s",
+    }  # fmt: skip
+    assert set(values) == {option.flag for option in OPTIONS}, "a new option needs a value here"
+    default = parse_command_line([], {})
+    for option in OPTIONS:
+        # --demo drops the key, so the key is checked without it.
+        command = parse_command_line([], {option.env: values[option.flag]})
+        assert command != default, option.env
+
+
+def test_api_key_file_from_the_environment_and_the_command_line_wins(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    other = tmp_path / "other"
+    other.write_text("sk_live_other")
+    env = {"SIXTYDB_API_KEY_FILE": str(other)}
+    assert parse_command_line([], env).settings.api_key == "sk_live_other"
+    argv = ["--api-key-file", str(key_file)]
+    assert parse_command_line(argv, env).settings.api_key == KEY
+    assert parse_command_line(argv, {"SIXTYDB_API_KEY": "sk_live_env"}).settings.api_key == KEY
+    assert parse_command_line(["--api-key", KEY], env).settings.api_key == KEY
+
+
+def test_api_key_and_its_file_in_the_environment_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "key").write_text(KEY)
+    env = {"SIXTYDB_API_KEY": KEY, "SIXTYDB_API_KEY_FILE": str(tmp_path / "key")}
+    with pytest.raises(SystemExit):
+        parse_command_line([], env)
+    assert "give either SIXTYDB_API_KEY or SIXTYDB_API_KEY_FILE, not both" in (
+        capsys.readouterr().err
+    )
+
+
+def test_blank_variables_are_unset() -> None:
+    env = {option.env: "  " for option in OPTIONS} | {"SIXTYDB_API_KEY_FILE": ""}
+    assert parse_command_line([], env) == parse_command_line([], {})
+
+
+def test_the_demo_reads_no_key_file() -> None:
+    settings = parse_command_line(["--demo", "--api-key-file", "/nonexistent/key"], {}).settings
+    assert settings.demo and settings.api_key is None
 
 
 def test_bad_boolean_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:

@@ -169,7 +169,7 @@ async def test_oversized_audio_chunk(server: RunningServer) -> None:
 async def test_error_survives_has_order_of_events(server: RunningServer) -> None:
     """The error arrives even though HA keeps writing audio after it (no TCP reset).
 
-    HA writes the whole utterance before it reads (ha-and-wyoming.md §2). A server
+    HA writes the whole utterance before it reads (home-assistant.md §2). A server
     that closed at once, with that audio unread, would reset the connection: the
     client's next write fails and its error is lost (seen in about 1 in 5 tries).
     With ``drain_seconds=0`` this test fails with ConnectionResetError.

@@ -13,7 +13,7 @@ from wyoming_60db import __version__
 from wyoming_60db.catalog_cache import RefreshPolicy, VoiceCatalog
 from wyoming_60db.emulator import Emulator
 from wyoming_60db.emulator.catalog import Voice as EmulatedVoice
-from wyoming_60db.info import build_info, voice_description
+from wyoming_60db.info import build_info
 from wyoming_60db.sixtydb import (
     DEFAULT_VOICE_ID,
     SttLanguage,
@@ -21,6 +21,7 @@ from wyoming_60db.sixtydb import (
     UnsupportedLanguageError,
     Voice,
 )
+from wyoming_60db.sixtydb.catalog import Catalog
 
 ZARA = Voice(DEFAULT_VOICE_ID, "Zara", "en", "English", "female", "American", "premade")
 CLONE = Voice("c1", "My voice", None, None, "male", None, "cloned")
@@ -29,14 +30,10 @@ LANGUAGES = [SttLanguage("en", "English"), SttLanguage("hi", "Hindi")]
 
 
 def info_for(configured: tuple[str, ...] = ("auto",)) -> Info:
-    return build_info(
-        voices=[PRIYA, ZARA, CLONE],
-        stt_languages=LANGUAGES,
-        configured_languages=configured,
-        default_voice=ZARA,
-        fallback_language="de",
-        version="9.9",
+    catalog = Catalog(
+        voices=(PRIYA, ZARA, CLONE), stt_languages=tuple(LANGUAGES), default_language="de"
     )
+    return build_info(catalog, configured_languages=configured, version="9.9")
 
 
 def test_build_info_asr_program() -> None:
@@ -64,10 +61,6 @@ def test_build_info_tts_voices_carry_id_description_and_language() -> None:
     assert voices["c1"].description == "My voice (male, cloned)"
 
 
-def test_voice_description_without_details() -> None:
-    assert voice_description(Voice("x", "Plain")) == "Plain"
-
-
 async def test_describe_is_answered_from_memory(server: RunningServer, emulator: Emulator) -> None:
     before = sum(emulator.stats.rest_requests.values())
     for _ in range(3):
@@ -84,7 +77,7 @@ async def test_catalog_refreshes_in_the_background(emulator: Emulator) -> None:
         catalog = VoiceCatalog(
             client,
             policy=RefreshPolicy(interval=0.05, retry=0.05, max_retry=0.1),
-            on_change=lambda: changes.append(len(catalog.voices)),
+            on_change=lambda: changes.append(len(catalog.current.voices)),
         )
         assert await catalog.load(2.0)
         assert changes == [8]
@@ -94,7 +87,7 @@ async def test_catalog_refreshes_in_the_background(emulator: Emulator) -> None:
         catalog.start_refreshing()
         try:
             async with asyncio.timeout(5):
-                while len(catalog.voices) != 9:  # noqa: ASYNC110 - the refresh runs on its own
+                while len(catalog.current.voices) != 9:  # noqa: ASYNC110 - the refresh runs on its own
                     await asyncio.sleep(0.02)
         finally:
             await catalog.stop()
@@ -107,13 +100,13 @@ async def test_catalog_retries_until_60db_answers(emulator: Emulator) -> None:
         catalog = VoiceCatalog(offline, policy=RefreshPolicy(retry=0.05, max_retry=0.1))
         assert not await catalog.load(1.0)
         assert catalog.last_error is not None and catalog.last_error.code == "connection_lost"
-        assert [voice.voice_id for voice in catalog.voices] == [DEFAULT_VOICE_ID]
-        assert len(catalog.stt_languages) == 39
+        assert [voice.voice_id for voice in catalog.current.voices] == [DEFAULT_VOICE_ID]
+        assert len(catalog.current.stt_languages) == 39
 
 
 def test_resolution_before_the_catalog_loads() -> None:
     catalog = VoiceCatalog(None, default_voice="some-voice-id", default_language="hi")
-    assert catalog.default_voice.voice_id == "some-voice-id"
+    assert catalog.current.default_voice.voice_id == "some-voice-id"
     assert catalog.resolve_voice(None).voice_id == "some-voice-id"
     # Unknown ids go to 60db, which is the judge until the catalog is known.
     assert catalog.resolve_voice("other-id").voice_id == "other-id"

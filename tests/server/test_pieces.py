@@ -7,10 +7,11 @@ import asyncio
 import pytest
 from wyoming.event import Event
 
+from wyoming_60db.pipeline.aio import cancel_and_wait
+from wyoming_60db.pipeline.speaker import SentenceSegmenter
+from wyoming_60db.pipeline.transcript import PartialTranscript
 from wyoming_60db.sixtydb import Transcription
-from wyoming_60db.stt_stream import PartialTranscript
-from wyoming_60db.tasks import cancel_and_wait
-from wyoming_60db.tts_stream import AudioRelay, SentenceSegmenter
+from wyoming_60db.tts_stream import AudioRelay
 from wyoming_60db.wire import EventLimits, MalformedEvent, read_event
 
 

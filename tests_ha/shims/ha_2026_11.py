@@ -11,7 +11,7 @@ lines at interpreter start-up, before pytest loads any plugin. Nothing else
 imports this module, and nothing here runs in a real Home Assistant.
 
 It fixes the two incompatibilities of 0.13.375 with 2026.11.0
-(shared/ha-and-wyoming.md §4):
+(docs/home-assistant.md §4):
 
 1. Home Assistant's package ``__init__`` aliases ``httpx`` → ``httpx2`` and
    ``voluptuous`` → ``probatio``, and must run before anything imports

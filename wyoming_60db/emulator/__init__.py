@@ -1,6 +1,6 @@
 """Local emulator of the 60db speech API (STT/TTS WebSockets, catalog REST).
 
-Faithful to ``shared/60db-protocol.md``; every documented ambiguity that
+Faithful to ``docs/60db-protocol.md``; every documented ambiguity that
 concerns the WebSockets or the catalog is selectable through
 ``EmulatorSettings`` so a client can be tested against each variant.
 """

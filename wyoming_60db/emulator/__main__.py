@@ -9,6 +9,8 @@ import logging
 import signal
 from collections.abc import Sequence
 
+from wyoming_60db.sixtydb.limits import MCP_MIN_SPEED, STT_CONCURRENCY, TTS_CONCURRENCY
+
 from .server import Emulator
 from .settings import (
     BELOW_MINIMUM_POLICIES,
@@ -46,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--close-delay", type=float, default=0.0, metavar="S", help="delay of each close handshake"
     )
     p.add_argument("--close-tts-after-context", action="store_true")
-    p.add_argument("--stt-concurrency", type=int, default=8)
-    p.add_argument("--tts-concurrency", type=int, default=5)
+    p.add_argument("--stt-concurrency", type=int, default=STT_CONCURRENCY)
+    p.add_argument("--tts-concurrency", type=int, default=TTS_CONCURRENCY)
     p.add_argument(
         "--concurrency-counts",
         choices=CONCURRENCY_COUNTS,
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stt-encoding-aliases", action="store_true")
     p.add_argument("--utterance-end-below-min", choices=BELOW_MINIMUM_POLICIES, default="clamp")
     p.add_argument("--default-interim-ms", type=int, default=None, metavar="MS")
-    p.add_argument("--tts-min-speed", type=float, default=0.25)
+    p.add_argument("--tts-min-speed", type=float, default=MCP_MIN_SPEED)
     p.add_argument("--debug", action="store_true")
     return p
 

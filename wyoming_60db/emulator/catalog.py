@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-VoiceJsonShape = Literal["split", "flat", "top_level"]
+from wyoming_60db.sixtydb.catalog import DEFAULT_VOICE_ID, STT_MODEL_ID
+from wyoming_60db.sixtydb.limits import MAX_STT_LANGUAGES
 
-DEFAULT_VOICE_ID = "fbb75ed2-975a-40c7-9e06-38e30524a9a1"  # "Zara", documented default (§3.3)
-STT_MODEL_ID = "60db-stt-v01"  # §2.1, §5.5
+__all__ = ["DEFAULT_VOICE_ID", "STT_MODEL_ID", "Voice", "default_voices"]
+
+VoiceJsonShape = Literal["split", "flat", "top_level"]
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,6 @@ STT_LANGUAGES: tuple[tuple[str, str, str, bool], ...] = (
 )
 STT_LANGUAGE_CODES: frozenset[str] = frozenset(code for code, *_ in STT_LANGUAGES)
 STT_LANGUAGE_NAMES: dict[str, str] = {code: name for code, name, *_ in STT_LANGUAGES}
-MAX_LANGUAGES_PER_SESSION = 5  # §2.7
 
 
 def languages_payload(shape: Literal["skill", "node", "list"]) -> Any:
@@ -179,7 +180,7 @@ def languages_payload(shape: Literal["skill", "node", "list"]) -> Any:
             "features": {
                 "auto_detect": True,
                 "code_switching": True,
-                "max_languages_per_session": MAX_LANGUAGES_PER_SESSION,
+                "max_languages_per_session": MAX_STT_LANGUAGES,
                 "diarization": True,
             },
         }

@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
+from wyoming_60db.sixtydb.vocabulary import CloseCode
+
 from .frames import Frame
 from .recorder import WsRecord, elide_audio
 from .settings import EmulatorSettings, Fault
@@ -96,7 +98,7 @@ class Connection:
         """Release everything; the handler returns right after."""
         try:
             if not self.ws.closed:
-                await self._close_ws(1000, b"")
+                await self._close_ws(CloseCode.NORMAL, b"")
             if self._reader is not None:
                 self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -114,7 +116,7 @@ class Connection:
         self._gone.set()
         self._close_now.set()
         if not self.ws.closed:
-            await self._close_ws(1001, b"emulator stopping", delayed=False)
+            await self._close_ws(CloseCode.GOING_AWAY, b"emulator stopping", delayed=False)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
@@ -277,8 +279,8 @@ class Connection:
             await self._gone.wait()  # until the client leaves or the emulator stops
         else:  # "error"
             await self._send_locked(self._error_frame(fault.message, fault.code, None))
-            self.record.close_code = 1011
-            await self._close_ws(1011, fault.message.encode()[:123])
+            self.record.close_code = CloseCode.INTERNAL_ERROR
+            await self._close_ws(CloseCode.INTERNAL_ERROR, fault.message.encode()[:123])
         raise ConnectionGone(f"fault:{fault.kind}")
 
     def _fault_due(self, fault: Fault) -> bool:

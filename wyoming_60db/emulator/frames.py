@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from wyoming_60db.sixtydb.vocabulary import ServerMessage
+
 from .settings import EmulatorSettings, HandshakeStyle, TtsErrorStyle
 
 Frame = dict[str, Any]
@@ -23,10 +25,10 @@ def connecting_frame(style: HandshakeStyle) -> Frame:
     """§3.4 envelope; ``typed`` is the S-REF diagram form (§9.2)."""
     body: Frame = {"message": "Authenticating...", "timestamp": now_ms()}
     if style == "envelope":
-        return {"connecting": True, **body}
+        return {ServerMessage.CONNECTING: True, **body}
     if style == "typed":
-        return {"type": "connecting", **body}
-    return {"type": "connecting", "connecting": True, **body}
+        return {"type": ServerMessage.CONNECTING, **body}
+    return {"type": ServerMessage.CONNECTING, ServerMessage.CONNECTING: True, **body}
 
 
 def established_frame(style: HandshakeStyle, service: str, settings: EmulatorSettings) -> Frame:
@@ -37,17 +39,20 @@ def established_frame(style: HandshakeStyle, service: str, settings: EmulatorSet
         "workspace": settings.workspace,
     }
     if style == "envelope":
-        return {"connection_established": info}
+        return {ServerMessage.CONNECTION_ESTABLISHED: info}
     if style == "typed":
-        return {"type": "connection_established", **info}
-    return {"type": "connection_established", "connection_established": info}
+        return {"type": ServerMessage.CONNECTION_ESTABLISHED, **info}
+    return {
+        "type": ServerMessage.CONNECTION_ESTABLISHED,
+        ServerMessage.CONNECTION_ESTABLISHED: info,
+    }
 
 
 def stt_error_frame(
     message: str, code: str | None = None, details: dict[str, Any] | None = None
 ) -> Frame:
     """§2.6: ``{"type":"error","error":<message>,"error_code":<code>,"details":{…}}``."""
-    frame: Frame = {"type": "error", "error": message}
+    frame: Frame = {"type": ServerMessage.ERROR, "error": message}
     if code is not None:
         frame["error_code"] = code
     if details is not None:
@@ -64,7 +69,7 @@ def tts_error_frame(
 ) -> Frame:
     """§3.4 object form (GUESS: plus ``code``) or the §9.22 bare-string form."""
     if style == "string":
-        return {"error": message}
+        return {ServerMessage.ERROR: message}
     body: Frame = {}
     if context_id is not None:
         body["context_id"] = context_id
@@ -73,4 +78,4 @@ def tts_error_frame(
         body["code"] = code
     if details is not None:
         body["details"] = details
-    return {"error": body}
+    return {ServerMessage.ERROR: body}

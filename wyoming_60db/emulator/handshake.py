@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from wyoming_60db.sixtydb.vocabulary import CloseCode
+
 from .auth import Credentials
 from .connection import Connection
 from .frames import connecting_frame, established_frame
 from .settings import EmulatorSettings
 
-POLICY_VIOLATION = 1008  # auth, credits, concurrency (§2.6, §6)
 CONCURRENCY_ERRORS: Final = {
     "stt": ("Too many concurrent STT sessions", "STT_CONCURRENCY_LIMIT"),
     "tts": ("Too many concurrent TTS contexts", "TTS_CONCURRENCY_LIMIT"),
@@ -35,14 +36,14 @@ async def run_handshake(
     if not creds.ok:
         # GUESS (§1.4, §8.1): invalid-key behaviour is undocumented.
         conn.state.stats.rejected_auth += 1
-        await conn.reject("Invalid API key", "INVALID_API_KEY", POLICY_VIOLATION)
+        await conn.reject("Invalid API key", "INVALID_API_KEY", CloseCode.POLICY_VIOLATION)
         return False
     if settings.credit_balance <= 0:
         # DOC: close 1008 INSUFFICIENT_CREDITS; GUESS: the error frame before it.
         await conn.reject(
             "Insufficient credits",
             "INSUFFICIENT_CREDITS",
-            POLICY_VIOLATION,
+            CloseCode.POLICY_VIOLATION,
             frame=settings.credits_error_frame,
         )
         return False
@@ -52,7 +53,7 @@ async def run_handshake(
         limit = concurrency_limit(settings, conn.service)
         if not conn.take_connection_slot(creds.identity, limit):
             message, code = CONCURRENCY_ERRORS[conn.service]
-            await conn.reject(message, code, POLICY_VIOLATION, {"limit": limit})
+            await conn.reject(message, code, CloseCode.POLICY_VIOLATION, {"limit": limit})
             return False
     if before_established is not None:
         await before_established()

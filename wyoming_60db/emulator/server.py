@@ -11,6 +11,8 @@ from typing import Final
 
 from aiohttp import web
 
+from wyoming_60db.sixtydb.vocabulary import CloseCode
+
 from .auth import Credentials, ws_credentials
 from .connection import Connection, ConnectionGone, ErrorFrameBuilder
 from .frames import Frame, now_ms, stt_error_frame, tts_error_frame
@@ -109,7 +111,7 @@ async def ws_health_handler(request: web.Request) -> web.StreamResponse:
     request.app[STATE_KEY].stats.ws_connections[request.path] += 1
     await ws.prepare(request)
     await ws.send_str(json.dumps({"status": "ok", "timestamp": now_ms()}))
-    await ws.close(code=1000)
+    await ws.close(code=CloseCode.NORMAL)
     return ws
 
 

@@ -1,7 +1,7 @@
 """Emulator knobs (``EmulatorSettings``) and one-shot fault descriptions (``Fault``).
 
 Every knob that selects between documented variants cites the section of
-``shared/60db-protocol.md`` it emulates.  Settings are read per connection or
+``docs/60db-protocol.md`` it emulates.  Settings are read per connection or
 per message, so tests may change them on a running emulator.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from wyoming_60db.sixtydb.limits import MCP_MIN_SPEED, STT_CONCURRENCY, TTS_CONCURRENCY
 
 from .catalog import Voice, default_voices
 from .tonecode import DEFAULT_SECONDS_PER_CHAR
@@ -97,12 +99,12 @@ class EmulatorSettings:
     close_tts_after_context_closed: bool = False
     tts_ack_style: TtsAckStyle = "object"
     # §9.7: lowest accepted speed; 0.25 (MCP constants) or 0.5 (docs, SDKs).
-    tts_min_speed: float = 0.25
+    tts_min_speed: float = MCP_MIN_SPEED
     tts_error_style: TtsErrorStyle = "object"
 
     # --- concurrency per key (§6, §2.7, §3.5) ---
-    stt_concurrency: int = 8
-    tts_concurrency: int = 5
+    stt_concurrency: int = STT_CONCURRENCY
+    tts_concurrency: int = TTS_CONCURRENCY
     # §6 does not say what the limit counts.  "sessions": STT sessions (at
     # `start`) and TTS contexts; "connections": every authenticated socket of
     # the service, from connection_established until it closes (checked at

@@ -12,19 +12,21 @@ from typing import Any, Final
 import numpy as np
 
 from wyoming_60db.audio import mulaw_decode_array
+from wyoming_60db.sixtydb.vocabulary import ClientMessage, CloseCode, ServerMessage
 
 from .auth import Credentials
 from .catalog import STT_MODEL_ID
 from .connection import Connection
 from .frames import Frame
-from .handshake import CONCURRENCY_ERRORS, POLICY_VIOLATION, run_handshake
+from .handshake import CONCURRENCY_ERRORS, run_handshake
 from .recognizer import Event, FinalTranscript, Interim, Recognizer, SpeechStarted
 from .recorder import SttRecord, elide_audio
 from .sttconfig import SttConfig, SttRequestError, parse_languages, parse_start
 
-INVALID_DATA: Final = 1007  # validation errors (emulator choice; 1008 stays for policy)
-NORMAL: Final = 1000
 _INTERIM_CONFIDENCE: Final = 0.7
+# ``extra_fields``: a message type 60db does not document, on purpose outside
+# the shared vocabulary, which a tolerant client must skip (§9).
+UNKNOWN_STT_MESSAGE: Final = "usage_update"
 
 
 class SttSession:
@@ -82,11 +84,11 @@ class SttSession:
             await self._fail("Message must be an object with a type", "invalid_message")
             return
         handler = {
-            "start": self._on_start,
-            "audio": self._on_audio,
-            "config": self._on_config,
-            "stop": self._on_stop,
-            "test": self._on_test,
+            ClientMessage.START: self._on_start,
+            ClientMessage.AUDIO: self._on_audio,
+            ClientMessage.CONFIG: self._on_config,
+            ClientMessage.STOP: self._on_stop,
+            ClientMessage.TEST: self._on_test,
         }.get(msg["type"])
         if handler is None:
             await self._fail(f"Unknown message type: {msg['type']}", "invalid_message")
@@ -95,7 +97,8 @@ class SttSession:
 
     async def _fail(self, message: str, code: str) -> None:
         self._done = True
-        await self.conn.reject(message, code, INVALID_DATA)
+        # Validation errors close with 1007: 1008 stays for policy (§2.6).
+        await self.conn.reject(message, code, CloseCode.INVALID_DATA)
 
     # ------------------------------------------------------------------ messages
 
@@ -115,7 +118,7 @@ class SttSession:
             if not self.state.limiter.try_acquire("stt", self.creds.identity, limit):
                 self._done = True
                 message, code = CONCURRENCY_ERRORS["stt"]
-                await self.conn.reject(message, code, POLICY_VIOLATION, {"limit": limit})
+                await self.conn.reject(message, code, CloseCode.POLICY_VIOLATION, {"limit": limit})
                 return
             self._slot = True
         self.config = config
@@ -133,7 +136,7 @@ class SttSession:
             await self.conn.send(self._connected_frame())
         await self.conn.send(
             {
-                "type": "session_started",
+                "type": ServerMessage.SESSION_STARTED,
                 "session_id": f"sess_{uuid.uuid4().hex[:12]}",
                 "language": _language_label(config.languages),
                 "model": STT_MODEL_ID,
@@ -170,7 +173,7 @@ class SttSession:
             self.record.languages = languages
             await self.conn.send(
                 {
-                    "type": "language_changed",
+                    "type": ServerMessage.LANGUAGE_CHANGED,
                     "language": _language_label(languages),
                     "language_code": languages,
                 }
@@ -183,7 +186,7 @@ class SttSession:
             self.config.continuous_mode = mode
             await self.conn.send(
                 {
-                    "type": "mode_changed",
+                    "type": ServerMessage.MODE_CHANGED,
                     "continuous_mode": mode,
                     "mode_name": "continuous" if mode else "single",
                     "silence_threshold": self.config.utterance_end_ms / 1000,
@@ -191,7 +194,7 @@ class SttSession:
             )
 
     async def _on_test(self, _msg: dict[str, Any]) -> None:
-        await self.conn.send({"type": "test_response", "timestamp": time.time()})
+        await self.conn.send({"type": ServerMessage.TEST_RESPONSE, "timestamp": time.time()})
 
     async def _on_stop(self, _msg: dict[str, Any]) -> None:
         self._done = True
@@ -208,9 +211,9 @@ class SttSession:
             "total_cost": round(seconds * self.conn.settings.stt_cost_per_second, 8),
         }
         self.record.billing = billing
-        await self.conn.send({"type": "session_stopped", "billing_summary": billing})
+        await self.conn.send({"type": ServerMessage.SESSION_STOPPED, "billing_summary": billing})
         self.record.ended = "stopped"
-        await self.conn.close(NORMAL)
+        await self.conn.close(CloseCode.NORMAL)
 
     # ------------------------------------------------------------------ audio
 
@@ -231,11 +234,11 @@ class SttSession:
 
     async def _emit(self, event: Event) -> None:
         if isinstance(event, SpeechStarted):
-            await self.conn.send({"type": "speech_started", "timestamp": time.time()})
+            await self.conn.send({"type": ServerMessage.SPEECH_STARTED, "timestamp": time.time()})
         elif isinstance(event, Interim):
             await self.conn.send(
                 {
-                    "type": "transcription",
+                    "type": ServerMessage.TRANSCRIPTION,
                     "text": event.text,
                     "is_final": False,
                     "speech_final": False,
@@ -252,7 +255,7 @@ class SttSession:
         assert self.config is not None
         self._sentence_id += 1
         base: Frame = {
-            "type": "transcription",
+            "type": ServerMessage.TRANSCRIPTION,
             "text": result.text,
             "is_final": True,
             "speech_final": True,
@@ -281,7 +284,7 @@ class SttSession:
         if not self.conn.settings.extra_fields:
             return
         seconds = self.recognizer.total_samples / self.recognizer.rate if self.recognizer else 0.0
-        await self.conn.send({"type": "usage_update", "audio_seconds": round(seconds, 3)})
+        await self.conn.send({"type": UNKNOWN_STT_MESSAGE, "audio_seconds": round(seconds, 3)})
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,7 +296,7 @@ class SttSession:
 
     def _connected_frame(self) -> Frame:
         return {
-            "type": "connected",
+            "type": ServerMessage.CONNECTED,
             "server_info": {"server_type": "60db STT", "ready": True, "model": STT_MODEL_ID},
         }
 
@@ -310,7 +313,7 @@ def _language_label(languages: list[str] | None) -> str:
 def _empty_final() -> Frame:
     """§2.5 empty canonical final (RV fixture shape)."""
     return {
-        "type": "transcription",
+        "type": ServerMessage.TRANSCRIPTION,
         "text": "",
         "is_final": True,
         "speech_final": True,

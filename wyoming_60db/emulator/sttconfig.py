@@ -9,17 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .catalog import MAX_LANGUAGES_PER_SESSION, STT_LANGUAGE_CODES
+from wyoming_60db.sixtydb.limits import (
+    DEFAULT_UTTERANCE_END_MS,
+    MAX_STT_LANGUAGES,
+    MIN_INTERVAL_MS,
+    STT_ENCODINGS,
+    STT_MULAW_RATE,
+    STT_SAMPLE_RATES,
+)
+
+from .catalog import STT_LANGUAGE_CODES
 from .settings import EmulatorSettings
 
-ENCODINGS: Final = ("linear", "mulaw")  # §2.3.1 (not "LINEAR16": §9.4)
+# §9.4: the TTS names some clients send as STT encodings (a knob accepts them).
 ENCODING_ALIASES: Final = {"LINEAR16": "linear", "PCM": "linear", "MULAW": "mulaw",
                            "ULAW": "mulaw"}  # fmt: skip
-SAMPLE_RATES: Final = (8000, 16000, 24000, 44100, 48000)
-MULAW_RATE: Final = 8000
-MIN_UTTERANCE_END_MS: Final = 300
-DEFAULT_UTTERANCE_END_MS: Final = 500
-MIN_INTERIM_MS: Final = 300
 
 
 class SttRequestError(Exception):
@@ -59,14 +63,15 @@ def parse_start(msg: dict[str, Any], settings: EmulatorSettings) -> SttConfig:
     encoding = config.get("encoding")
     if settings.stt_encoding_aliases and isinstance(encoding, str):
         encoding = ENCODING_ALIASES.get(encoding, encoding)  # §9.4 variant
-    if encoding not in ENCODINGS:
+    if encoding not in STT_ENCODINGS:
         raise SttRequestError(f"Unsupported encoding: {encoding}", "unsupported_encoding")
     rate = config.get("sample_rate")
-    if not _is_int(rate) or rate not in SAMPLE_RATES:
+    if not _is_int(rate) or rate not in STT_SAMPLE_RATES:
         raise SttRequestError(f"Unsupported sample_rate: {rate}", "unsupported_sample_rate")
-    if encoding == "mulaw" and rate != MULAW_RATE:
+    if encoding == "mulaw" and rate != STT_MULAW_RATE:
         raise SttRequestError(
-            f"Unsupported sample_rate: {rate} (mulaw requires 8000)", "unsupported_sample_rate"
+            f"Unsupported sample_rate: {rate} (mulaw requires {STT_MULAW_RATE})",
+            "unsupported_sample_rate",
         )
     context = msg.get("context")
     if context is not None and not isinstance(context, dict):
@@ -93,9 +98,9 @@ def parse_languages(value: Any) -> list[str] | None:
         raise SttRequestError(f"Unsupported language: {value}", "unsupported_language")
     if not isinstance(value, list):
         raise SttRequestError("languages must be an array or null", "invalid_message")
-    if len(value) > MAX_LANGUAGES_PER_SESSION:
+    if len(value) > MAX_STT_LANGUAGES:
         raise SttRequestError(
-            f"Too many languages: {len(value)} (max {MAX_LANGUAGES_PER_SESSION})",
+            f"Too many languages: {len(value)} (max {MAX_STT_LANGUAGES})",
             "too_many_languages",
         )
     for code in value:
@@ -107,19 +112,19 @@ def parse_languages(value: Any) -> list[str] | None:
 def _utterance_end(config: dict[str, Any], settings: EmulatorSettings) -> int:
     """§2.3.1 / §9.5: values under 300 are clamped (RV) or, as a variant, rejected."""
     value = _int_field(config, "utterance_end_ms", DEFAULT_UTTERANCE_END_MS)
-    if value < MIN_UTTERANCE_END_MS and settings.stt_utterance_end_below_min == "reject":
+    if value < MIN_INTERVAL_MS and settings.stt_utterance_end_below_min == "reject":
         raise SttRequestError(
-            f"utterance_end_ms must be >= {MIN_UTTERANCE_END_MS}: {value}", "invalid_config"
+            f"utterance_end_ms must be >= {MIN_INTERVAL_MS}: {value}", "invalid_config"
         )
-    return max(MIN_UTTERANCE_END_MS, value)
+    return max(MIN_INTERVAL_MS, value)
 
 
 def _interim(config: dict[str, Any], settings: EmulatorSettings) -> int | None:
     if config.get("interim_results_frequency") is None:
         # Omitted: interims off unless the §9.24 variant turns them on by default.
         default = settings.stt_default_interim_ms
-        return None if default is None else max(MIN_INTERIM_MS, default)
-    return max(MIN_INTERIM_MS, _int_field(config, "interim_results_frequency", MIN_INTERIM_MS))
+        return None if default is None else max(MIN_INTERVAL_MS, default)
+    return max(MIN_INTERVAL_MS, _int_field(config, "interim_results_frequency", MIN_INTERVAL_MS))
 
 
 def _int_field(config: dict[str, Any], key: str, default: int) -> int:

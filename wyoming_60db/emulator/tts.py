@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from wyoming_60db.audio import mulaw_encode
+from wyoming_60db.sixtydb.limits import MAX_CONTEXT_CHARS
+from wyoming_60db.sixtydb.vocabulary import ClientMessage, CloseCode, ServerMessage
 
 from . import tonecode
 from .auth import Credentials
 from .connection import Connection, ConnectionGone, describe_incoming
 from .frames import Frame, now_ms, tts_error_frame
-from .handshake import CONCURRENCY_ERRORS, POLICY_VIOLATION, run_handshake
+from .handshake import CONCURRENCY_ERRORS, run_handshake
 from .recorder import TtsConnectionRecord, TtsRecord
 from .ttsconfig import (
-    MAX_CONTEXT_CHARS,
     ContextSpec,
     TtsRequestError,
     context_id_of,
@@ -32,8 +33,9 @@ from .ttsconfig import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-NORMAL: Final = 1000
-INTERNAL_ERROR: Final = 1011
+# ``extra_fields``: an envelope 60db does not document, on purpose outside the
+# shared vocabulary, which a tolerant client must skip (§9).
+UNKNOWN_TTS_MESSAGE: Final = "heartbeat"
 
 OpKind = Literal["text", "flush", "close"]
 
@@ -120,7 +122,7 @@ class TtsSession:
         self.record.received.append(describe_incoming(data))
         try:
             name, payload = parse_message(data)
-            if name == "create_context":
+            if name == ClientMessage.CREATE_CONTEXT:
                 await self._create(payload)
             else:
                 self._enqueue(name, payload)
@@ -143,7 +145,7 @@ class TtsSession:
             message, code = CONCURRENCY_ERRORS["tts"]
             await self._send_error(message, code, cid, {"limit": limit})
             self.record.ended = f"error:{code}"
-            await self.conn.close(POLICY_VIOLATION, code)
+            await self.conn.close(CloseCode.POLICY_VIOLATION, code)
             return
         record = TtsRecord(
             context_id=cid,
@@ -156,16 +158,16 @@ class TtsSession:
         self.record.contexts.append(cid)
         ctx = _Context(spec, record, slot=slot)
         self.contexts[cid] = ctx
-        await self.conn.send(self._ack("context_created", cid))
+        await self.conn.send(self._ack(ServerMessage.CONTEXT_CREATED, cid))
         ctx.worker = asyncio.create_task(self._work(ctx))
         await self._maybe_heartbeat()
 
-    def _enqueue(self, name: str, payload: dict[str, Any]) -> None:
+    def _enqueue(self, name: ClientMessage, payload: dict[str, Any]) -> None:
         cid = context_id_of(payload)
         ctx = self.contexts.get(cid)
         if ctx is None or ctx.closing:
             raise TtsRequestError("Context not found", "context_not_found", cid)
-        if name == "send_text":
+        if name == ClientMessage.SEND_TEXT:
             text = payload.get("text")
             if not isinstance(text, str):
                 raise TtsRequestError("text must be a string", "invalid_parameter", cid)
@@ -174,7 +176,7 @@ class TtsSession:
             ctx.chars += len(text)
             ctx.record.texts.append(text)
             ctx.ops.put_nowait(("text", text))
-        elif name == "flush_context":
+        elif name == ClientMessage.FLUSH_CONTEXT:
             ctx.ops.put_nowait(("flush", ""))
         else:  # close_context
             ctx.closing = True
@@ -191,7 +193,9 @@ class TtsSession:
                 elif kind == "flush":
                     ctx.record.flush_count += 1
                     await self._synthesize(ctx)
-                    await self.conn.send(self._ack("flush_completed", ctx.spec.context_id))
+                    await self.conn.send(
+                        self._ack(ServerMessage.FLUSH_COMPLETED, ctx.spec.context_id)
+                    )
                     await self._maybe_heartbeat()
                 else:
                     await self._synthesize(ctx)  # §3.3: close flushes the remainder
@@ -201,7 +205,7 @@ class TtsSession:
             return
         except Exception:
             _LOGGER.exception("TTS context worker failed")
-            await self.conn.close(INTERNAL_ERROR, "internal error")
+            await self.conn.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     async def _synthesize(self, ctx: _Context) -> None:
         text = "".join(ctx.buffer)
@@ -217,7 +221,7 @@ class TtsSession:
                 await self.conn.pause(settings.chunk_gap)
             await self.conn.send(
                 {
-                    "audio_chunk": {
+                    ServerMessage.AUDIO_CHUNK: {
                         "context_id": ctx.spec.context_id,
                         "audioContent": base64.b64encode(chunk).decode("ascii"),
                     }
@@ -227,14 +231,14 @@ class TtsSession:
 
     async def _close_context(self, ctx: _Context) -> None:
         cid = ctx.spec.context_id
-        await self.conn.send(self._ack("context_closed", cid))
+        await self.conn.send(self._ack(ServerMessage.CONTEXT_CLOSED, cid))
         ctx.record.closed = True
         del self.contexts[cid]
         self._release(ctx)
         if self.conn.settings.close_tts_after_context_closed and not self.contexts:
             # §9.6: the T-REF diagram closes the connection after context_closed.
-            self.record.ended = "context_closed"
-            await self.conn.close(NORMAL)
+            self.record.ended = ServerMessage.CONTEXT_CLOSED
+            await self.conn.close(CloseCode.NORMAL)
 
     def _release(self, ctx: _Context) -> None:
         if ctx.slot:
@@ -243,7 +247,7 @@ class TtsSession:
 
     # ------------------------------------------------------------------ frames
 
-    def _ack(self, name: str, cid: str) -> Frame:
+    def _ack(self, name: ServerMessage, cid: str) -> Frame:
         """§3.4 ``{"<name>": {"context_id": …}}`` or the 3P ``{"<name>": true}``."""
         if self.conn.settings.tts_ack_style == "bool":
             return {name: True}
@@ -258,4 +262,4 @@ class TtsSession:
     async def _maybe_heartbeat(self) -> None:
         """``extra_fields``: an unknown envelope a tolerant client must skip."""
         if self.conn.settings.extra_fields:
-            await self.conn.send({"heartbeat": {"timestamp": now_ms()}})
+            await self.conn.send({UNKNOWN_TTS_MESSAGE: {"timestamp": now_ms()}})

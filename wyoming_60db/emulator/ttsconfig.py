@@ -10,14 +10,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-MESSAGE_NAMES: Final = ("create_context", "send_text", "flush_context", "close_context")
-ENCODING_RATES: Final[dict[str, tuple[int, ...]]] = {  # §3.3 (SKILL)
-    "LINEAR16": (8000, 16000, 24000, 48000),
-    "PCM": (8000, 16000, 24000, 48000),
-    "MULAW": (8000,),
-    "ULAW": (8000,),
-    "OGG_OPUS": (24000,),
-}
+from wyoming_60db.sixtydb.limits import (
+    DEFAULT_SIMILARITY,
+    DEFAULT_SPEED,
+    DEFAULT_STABILITY,
+    MCP_MIN_SPEED,
+    PERCENT_RANGE,
+    SPEED_RANGE,
+    TTS_SAMPLE_RATES,
+)
+from wyoming_60db.sixtydb.vocabulary import TTS_CLIENT_MESSAGES, ClientMessage
+
 # GUESS: defaults are undocumented. 24 kHz is the documented REST rate (§5.2).
 DEFAULT_ENCODING: Final = "LINEAR16"
 DEFAULT_RATES: Final = {
@@ -27,9 +30,6 @@ DEFAULT_RATES: Final = {
     "ULAW": 8000,
     "OGG_OPUS": 24000,
 }
-SPEED_RANGE: Final = (0.25, 2.0)  # §9.7: the wider (MCP) range; min is a knob
-PERCENT_RANGE: Final = (0, 100)
-MAX_CONTEXT_CHARS: Final = 50_000  # §3.3 (SINAPSIS)
 
 
 class TtsRequestError(Exception):
@@ -55,7 +55,7 @@ class ContextSpec:
         return self.encoding in ("MULAW", "ULAW")
 
 
-def parse_message(data: str | bytes) -> tuple[str, dict[str, Any]]:
+def parse_message(data: str | bytes) -> tuple[ClientMessage, dict[str, Any]]:
     """(name, payload) from a §3.1 envelope or the flat ``{"type": …}`` variant."""
     if isinstance(data, bytes):
         raise TtsRequestError("Binary frames are not supported", "invalid_message")
@@ -65,10 +65,10 @@ def parse_message(data: str | bytes) -> tuple[str, dict[str, Any]]:
         raise TtsRequestError("Invalid JSON", "invalid_json") from None
     if not isinstance(msg, dict):
         raise TtsRequestError("Message must be a JSON object", "invalid_message")
-    if isinstance(msg.get("type"), str) and msg["type"] in MESSAGE_NAMES:
+    if isinstance(msg.get("type"), str) and msg["type"] in TTS_CLIENT_MESSAGES:
         # 3P variant (§3.1): accepted by the emulator.
-        return msg["type"], {k: v for k, v in msg.items() if k != "type"}
-    names = [key for key in msg if key in MESSAGE_NAMES]
+        return ClientMessage(msg["type"]), {k: v for k, v in msg.items() if k != "type"}
+    names = [ClientMessage(key) for key in msg if key in TTS_CLIENT_MESSAGES]
     if len(names) != 1:
         raise TtsRequestError("Unknown message type", "invalid_message")
     payload = msg[names[0]]
@@ -85,7 +85,7 @@ def context_id_of(payload: dict[str, Any]) -> str:
 
 
 def parse_create_context(
-    payload: dict[str, Any], voice_ids: set[str], min_speed: float = SPEED_RANGE[0]
+    payload: dict[str, Any], voice_ids: set[str], min_speed: float = MCP_MIN_SPEED
 ) -> ContextSpec:
     cid = context_id_of(payload)
     voice_id = payload.get("voice_id")
@@ -99,9 +99,10 @@ def parse_create_context(
         voice_id=voice_id,
         encoding=encoding,
         sample_rate=rate,
-        speed=_ranged(payload, "speed", 1.0, (min_speed, SPEED_RANGE[1]), cid),
-        stability=_ranged(payload, "stability", 50, PERCENT_RANGE, cid),
-        similarity=_ranged(payload, "similarity", 75, PERCENT_RANGE, cid),
+        # §9.7: the lowest speed is a knob (the MCP server's 0.25 or the docs' 0.5).
+        speed=_ranged(payload, "speed", DEFAULT_SPEED, (min_speed, SPEED_RANGE[1]), cid),
+        stability=_ranged(payload, "stability", DEFAULT_STABILITY, PERCENT_RANGE, cid),
+        similarity=_ranged(payload, "similarity", DEFAULT_SIMILARITY, PERCENT_RANGE, cid),
     )
     if encoding == "OGG_OPUS":
         # Valid per §3.3, but the emulator has no Opus encoder.
@@ -115,12 +116,16 @@ def _audio_config(config: Any, cid: str) -> tuple[str, int]:
     if not isinstance(config, dict):
         raise TtsRequestError("audio_config must be an object", "invalid_parameter", cid)
     encoding = config.get("audio_encoding", DEFAULT_ENCODING)
-    if encoding not in ENCODING_RATES:
+    if encoding not in TTS_SAMPLE_RATES:
         raise TtsRequestError(
             f"Unsupported audio_encoding: {encoding}", "unsupported_encoding", cid
         )
     rate = config.get("sample_rate_hertz", DEFAULT_RATES[encoding])
-    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in ENCODING_RATES[encoding]:
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int)
+        or rate not in TTS_SAMPLE_RATES[encoding]
+    ):
         raise TtsRequestError(
             f"Unsupported sample_rate_hertz: {rate}", "unsupported_sample_rate", cid
         )

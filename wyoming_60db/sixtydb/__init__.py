@@ -5,7 +5,7 @@ adapters over :class:`SixtyDbClient`.
 """
 
 from .catalog import DEFAULT_VOICE_ID, DOCUMENTED_STT_LANGUAGES, SttLanguage, Voice
-from .client import MAX_TEXT_CHARS, SixtyDbClient
+from .client import SixtyDbClient
 from .config import DEFAULT_API_URL, ClientConfig, Timeouts
 from .errors import (
     AuthenticationError,
@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedAudioFormatError,
     UnsupportedLanguageError,
 )
+from .limits import MAX_TEXT_CHARS
 from .protocol import Account, Billing, Transcription
 from .stt import SttOptions, SttResult, SttSession
 from .tts import TtsContext, TtsOptions

@@ -17,21 +17,20 @@ import aiohttp
 from . import protocol
 from .config import ClientConfig
 from .errors import (
-    AuthenticationError,
-    ConcurrencyLimitError,
     ConnectionLostError,
-    InsufficientCreditsError,
     ProtocolError,
     SixtyDbError,
     SixtyDbTimeoutError,
+    error_for_http_status,
 )
 from .protocol import Account, JsonObject
+from .vocabulary import CloseCode, ServerMessage
 
 _LOGGER = logging.getLogger(__name__)
 
 # 60db documents no frame limit; 3P clients allow 10 MB (§2.7). TTS chunks are ~1 KB.
 MAX_MESSAGE_BYTES: Final = 10 * 1024 * 1024
-_NORMAL_CLOSES: Final = {1000, 1001}
+_NORMAL_CLOSES: Final = {CloseCode.NORMAL, CloseCode.GOING_AWAY}
 # Closes that outlived the caller that started them (it was cancelled): held
 # here so the event loop's weak references don't let them vanish half-way.
 _CLOSING: Final[set[asyncio.Task[None]]] = set()
@@ -115,13 +114,13 @@ class Channel:
             if isinstance(message, Wakeup):
                 continue
             name = protocol.kind(message)
-            if name == "connection_established":
+            if name == ServerMessage.CONNECTION_ESTABLISHED:
                 self.account = protocol.account(message)
                 return self.account
-            if name == "connected":
+            if name == ServerMessage.CONNECTED:
                 # §9.1: some servers announce the upstream before the handshake ends.
                 self.connected_early = True
-            elif name == "error":
+            elif name == ServerMessage.ERROR:
                 raise self.scrub(protocol.error(message, service=self.service))
             # "connecting" and unknown messages: nothing to do (§9, tolerant reader).
 
@@ -197,7 +196,7 @@ class Channel:
         """An error frame 60db sent just before closing, which says more than the close."""
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
-            if isinstance(item, dict) and protocol.kind(item) == "error":
+            if isinstance(item, dict) and protocol.kind(item) == ServerMessage.ERROR:
                 return self.scrub(protocol.error(item, service=self.service))
         return None
 
@@ -268,7 +267,7 @@ async def open_channel(
             f"60db {service} login took longer than {config.timeouts.connect:.0f} s"
         )
     except aiohttp.WSServerHandshakeError as err:
-        error = _http_error(err.status, service)
+        error = error_for_http_status(err.status, service=service, upgrade=True)
     except (aiohttp.ClientError, OSError) as err:
         detail = config.redact(str(err)) or type(err).__name__
         error = ConnectionLostError(f"cannot connect to 60db at {config.rest_base}: {detail}")
@@ -279,16 +278,6 @@ async def open_channel(
         raise
     await _discard(channel, ws)
     raise error
-
-
-def _http_error(status: int, service: str) -> SixtyDbError:
-    if status in {401, 403}:
-        return AuthenticationError(f"60db rejected the credentials (HTTP {status})")
-    if status == 402:
-        return InsufficientCreditsError("60db: the wallet has no credits (HTTP 402)")
-    if status == 429:
-        return ConcurrencyLimitError("60db: too many requests (HTTP 429)", service=service)
-    return ConnectionLostError(f"60db refused the {service} WebSocket (HTTP {status})")
 
 
 async def _discard(channel: Channel | None, ws: aiohttp.ClientWebSocketResponse | None) -> None:

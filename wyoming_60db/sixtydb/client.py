@@ -20,17 +20,15 @@ from .errors import (
     SixtyDbError,
     TextTooLongError,
 )
+from .limits import MAX_CONTEXT_CHARS, MAX_TEXT_CHARS
 from .pool import LIMIT_RETRY_DELAY, Slots, WarmPool
 from .protocol import Account
 from .rest import RestApi
 from .stt import SttOptions, SttSession
 from .text import split_text
-from .tts import MAX_CONTEXT_CHARS, TtsContext, TtsOptions
+from .tts import TtsContext, TtsOptions
 
 _LOGGER = logging.getLogger(__name__)
-
-MAX_TEXT_CHARS = 100_000
-"""The longest text :meth:`SixtyDbClient.synthesize` accepts (several contexts)."""
 
 
 class SixtyDbClient:

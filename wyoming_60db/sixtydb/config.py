@@ -6,15 +6,12 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from .limits import STT_CONCURRENCY, TTS_CONCURRENCY
+
 DEFAULT_API_URL: Final = "https://api.60db.ai"
 STT_PATH: Final = "/ws/stt"
 TTS_PATH: Final = "/ws/tts"
 HEALTH_PATH: Final = "/ws/health"
-
-# 60db's documented per-account limits, counted across REST and WebSocket
-# (60db-protocol.md §6). The client queues locally rather than hitting them.
-STT_CONCURRENCY: Final = 8
-TTS_CONCURRENCY: Final = 5
 
 _WS_SCHEMES: Final = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 
@@ -66,6 +63,8 @@ class ClientConfig:
     token: str | None = field(default=None, repr=False)
     workspace_id: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # 60db's documented per-account limits, counted across REST and WebSocket
+    # (§6): the client queues locally rather than hitting them.
     stt_concurrency: int = STT_CONCURRENCY
     tts_concurrency: int = TTS_CONCURRENCY
 

@@ -19,32 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import (
-    AuthenticationError,
-    ConcurrencyLimitError,
-    InsufficientCreditsError,
-    InvalidRequestError,
-    ProtocolError,
-    ServerError,
-    SixtyDbError,
-    TextTooLongError,
-    UnknownVoiceError,
-    UnsupportedAudioFormatError,
-    UnsupportedLanguageError,
-)
+from .errors import ProtocolError, SixtyDbError, error_for_code
+from .vocabulary import CloseCode, ServerMessage
 
 JsonObject = dict[str, Any]
 
 # Outer keys that name a message in the envelope style (§3.1, §2.4).
 _ENVELOPE_KEYS: Final = (
-    "connection_established",
-    "connecting",
-    "connected",
-    "context_created",
-    "audio_chunk",
-    "flush_completed",
-    "context_closed",
-    "error",
+    ServerMessage.CONNECTION_ESTABLISHED,
+    ServerMessage.CONNECTING,
+    ServerMessage.CONNECTED,
+    ServerMessage.CONTEXT_CREATED,
+    ServerMessage.AUDIO_CHUNK,
+    ServerMessage.FLUSH_COMPLETED,
+    ServerMessage.CONTEXT_CLOSED,
+    ServerMessage.ERROR,
 )
 
 
@@ -130,7 +119,7 @@ def context_id(message: JsonObject, name: str) -> str | None:
 
 def account(message: JsonObject) -> Account:
     """Read ``connection_established`` in either style."""
-    fields = body(message, "connection_established")
+    fields = body(message, ServerMessage.CONNECTION_ESTABLISHED)
     user_id = fields.get("user_id")
     balance = fields.get("credit_balance")
     workspace = fields.get("workspace")
@@ -178,53 +167,20 @@ def billing(message: JsonObject) -> Billing | None:
 def error(message: JsonObject, *, service: str) -> SixtyDbError:
     """Turn any of the documented error shapes into a typed exception."""
     text, code, details = _error_fields(message)
-    return error_from(text, code, details, service=service)
-
-
-def error_from(
-    text: str, code: str | None, details: Mapping[str, Any] | None, *, service: str
-) -> SixtyDbError:
-    """Map an error message and code, from any transport, to its typed exception."""
-    normalized = (code or "").upper()
-    lowered = text.lower()
-    limit = details.get("limit") if details else None
-    if "CREDIT" in normalized or "insufficient" in lowered:
-        return InsufficientCreditsError(f"60db: {text} (the wallet has no credits)")
-    if "CONCURRENCY" in normalized or "concurrent" in lowered:
-        return ConcurrencyLimitError(
-            f"60db: {text}", service=service, limit=limit if isinstance(limit, int) else None
-        )
-    if normalized in {"INVALID_API_KEY", "UNAUTHORIZED", "AUTH_FAILED", "FORBIDDEN"} or any(
-        word in lowered for word in ("api key", "unauthorized", "authentication", "invalid token")
-    ):
-        return AuthenticationError(f"60db rejected the credentials: {text}")
-    if "LANGUAGE" in normalized:
-        return UnsupportedLanguageError(f"60db: {text}")
-    if "VOICE" in normalized or "voice not found" in lowered:
-        return UnknownVoiceError(f"60db: {text}")
-    if (
-        normalized in {"UNSUPPORTED_ENCODING", "UNSUPPORTED_SAMPLE_RATE"}
-        or "unsupported" in lowered
-    ):
-        return UnsupportedAudioFormatError(f"60db: {text}")
-    if "TOO_LONG" in normalized or "too long" in lowered:
-        return TextTooLongError(f"60db: {text}")
-    if normalized in {"INVALID_PARAMETER", "INVALID_MESSAGE", "INVALID_JSON"}:
-        return InvalidRequestError(f"60db: {text}")
-    return ServerError(f"60db error: {text}", server_code=code)
+    return error_for_code(text, code, details, service=service)
 
 
 def close_error(code: int | None, reason: str, *, service: str) -> SixtyDbError | None:
     """An error implied by a close frame alone (§2.6: 1008 without an error frame)."""
-    if code == 1008:
-        return error_from(
+    if code == CloseCode.POLICY_VIOLATION:
+        return error_for_code(
             reason or "connection refused by policy", reason or None, None, service=service
         )
     return None
 
 
 def _error_fields(message: JsonObject) -> tuple[str, str | None, Mapping[str, Any] | None]:
-    inner = message.get("error")
+    inner = message.get(ServerMessage.ERROR)
     if isinstance(inner, dict):
         text = inner.get("message") or inner.get("error") or "unknown error"
         code = inner.get("code") or inner.get("error_code") or message.get("error_code")

@@ -8,17 +8,13 @@ from typing import Any
 
 import aiohttp
 
-from . import protocol
 from .config import HEALTH_PATH, ClientConfig
 from .errors import (
-    AuthenticationError,
     ConnectionLostError,
-    InsufficientCreditsError,
     ProtocolError,
-    RateLimitError,
-    ServerError,
     SixtyDbError,
     SixtyDbTimeoutError,
+    error_for_http_status,
 )
 
 
@@ -66,18 +62,13 @@ class RestApi:
 
     def _status_error(self, status: int, body: bytes) -> SixtyDbError:
         message, code, details = _error_fields(body)
-        message = self._config.redact(message or f"HTTP {status}")
-        if status in {401, 403}:
-            return AuthenticationError(f"60db rejected the credentials: {message}")
-        if status == 402:
-            return InsufficientCreditsError(f"60db: {message} (the wallet has no credits)")
-        if status == 429:
-            if code and "CONCURRENCY" in code.upper():
-                return protocol.error_from(message, code, details, service="rest")
-            return RateLimitError(f"60db rate limit reached: {message}")
-        if status >= 500:
-            return ServerError(f"60db server error (HTTP {status}): {message}", server_code=code)
-        return protocol.error_from(message, code, details, service="rest")
+        return error_for_http_status(
+            status,
+            self._config.redact(message),
+            service="rest",
+            server_code=code,
+            details=details,
+        )
 
 
 def _error_fields(body: bytes) -> tuple[str, str | None, dict[str, Any] | None]:

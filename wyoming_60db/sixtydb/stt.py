@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from . import protocol
 from .channel import Channel, Wakeup
@@ -21,15 +21,20 @@ from .errors import (
     UnsupportedAudioFormatError,
     UnsupportedLanguageError,
 )
+from .limits import (
+    MAX_STT_LANGUAGES,
+    MIN_INTERVAL_MS,
+    STT_ENCODINGS,
+    STT_MULAW_RATE,
+    STT_SAMPLE_RATES,
+    SttEncoding,
+)
 from .pool import LIMIT_RETRY_DELAY
 from .protocol import Billing, Transcription
+from .vocabulary import ClientMessage, ServerMessage
 
 _LOGGER = logging.getLogger(__name__)
 
-SttEncoding = Literal["linear", "mulaw"]
-STT_SAMPLE_RATES: Final = frozenset({8000, 16000, 24000, 44100, 48000})
-MAX_LANGUAGES: Final = 5  # per session (§2.7)
-MIN_INTERVAL_MS: Final = 300  # utterance_end_ms and interim_results_frequency (§2.3.1)
 _AUTO: Final = frozenset({"auto", ""})
 
 
@@ -54,19 +59,19 @@ class SttOptions:
     ``audio`` frames ("browser mode"), the documented pairings (§2.3.2, §2.3.3)."""
 
     def __post_init__(self) -> None:
-        if self.encoding not in ("linear", "mulaw"):
+        if self.encoding not in STT_ENCODINGS:
             raise UnsupportedAudioFormatError(f"60db STT has no encoding {self.encoding!r}")
         if self.sample_rate not in STT_SAMPLE_RATES:
             raise UnsupportedAudioFormatError(
                 f"60db STT does not take {self.sample_rate} Hz audio "
                 f"(supported: {', '.join(map(str, sorted(STT_SAMPLE_RATES)))})"
             )
-        if self.encoding == "mulaw" and self.sample_rate != 8000:
-            raise UnsupportedAudioFormatError("60db STT takes μ-law only at 8000 Hz")
+        if self.encoding == "mulaw" and self.sample_rate != STT_MULAW_RATE:
+            raise UnsupportedAudioFormatError(f"60db STT takes μ-law only at {STT_MULAW_RATE} Hz")
         languages = self.wire_languages
-        if languages is not None and len(languages) > MAX_LANGUAGES:
+        if languages is not None and len(languages) > MAX_STT_LANGUAGES:
             raise UnsupportedLanguageError(
-                f"60db STT takes at most {MAX_LANGUAGES} languages per session"
+                f"60db STT takes at most {MAX_STT_LANGUAGES} languages per session"
             )
 
     @property
@@ -98,7 +103,7 @@ class SttOptions:
         if self.utterance_end_ms is not None:
             config["utterance_end_ms"] = max(MIN_INTERVAL_MS, self.utterance_end_ms)
         message: dict[str, Any] = {
-            "type": "start",
+            "type": ClientMessage.START,
             "languages": self.wire_languages,
             "config": config,
         }
@@ -206,7 +211,7 @@ class SttSession:
             await self._flush_pending()
             if self._channel is not None and not self._stop_sent:
                 self._stop_sent = True
-                await self._channel.send({"type": "stop"})
+                await self._channel.send({"type": ClientMessage.STOP})
         await self._wait(self._done, self._timeouts.stt_finalize, "finish the transcript")
         self._raise_if_failed()
         return self.result()
@@ -300,18 +305,18 @@ class SttSession:
     def _handle(self, message: protocol.JsonObject, channel: Channel) -> bool:
         """Act on one message; True when the session is over."""
         name = protocol.kind(message)
-        if name in ("connected", "session_started"):
-            if name == "session_started" and isinstance(message.get("language"), str):
+        if name in (ServerMessage.CONNECTED, ServerMessage.SESSION_STARTED):
+            if name == ServerMessage.SESSION_STARTED and isinstance(message.get("language"), str):
                 self._session_language = message["language"].lower() or None
             self._mark_ready()
-        elif name == "transcription":
+        elif name == ServerMessage.TRANSCRIPTION:
             update = protocol.transcription(message)
             self._utterances.append(update)
             self._updates.put_nowait(update)
-        elif name == "session_stopped":
+        elif name == ServerMessage.SESSION_STOPPED:
             self._billing = protocol.billing(message)
             return True
-        elif name == "error":
+        elif name == ServerMessage.ERROR:
             raise channel.scrub(protocol.error(message, service="stt"))
         # speech_started, language_changed, mode_changed, test_response and any
         # message type this client does not know are informational (§9).
@@ -343,7 +348,7 @@ class SttSession:
             return
         await self._channel.send(
             {
-                "type": "audio",
+                "type": ClientMessage.AUDIO,
                 "audio": base64.b64encode(audio).decode("ascii"),
                 "encoding": self.options.encoding,
                 "sample_rate": self.options.sample_rate,

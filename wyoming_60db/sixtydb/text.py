@@ -6,9 +6,7 @@ from collections.abc import Iterator
 
 from sentence_stream import stream_to_sentences
 
-# Flushing about a paragraph at a time lets 60db start speaking long answers
-# early, and keeps each request far below its limits (5,000 characters on REST).
-FLUSH_CHARS = 1000
+from .limits import FLUSH_CHARS
 
 
 def split_text(text: str, limit: int = FLUSH_CHARS) -> list[str]:

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from . import protocol
 from .channel import Channel, Wakeup
@@ -22,20 +22,20 @@ from .errors import (
     TextTooLongError,
     UnsupportedAudioFormatError,
 )
+from .limits import (
+    DEFAULT_SIMILARITY,
+    DEFAULT_SPEED,
+    DEFAULT_STABILITY,
+    MAX_CONTEXT_CHARS,
+    PERCENT_RANGE,
+    SPEED_RANGE,
+    TTS_SAMPLE_RATES,
+)
+from .vocabulary import ClientMessage, ServerMessage
 
 _LOGGER = logging.getLogger(__name__)
 
 TtsEncoding = Literal["LINEAR16", "PCM", "MULAW", "ULAW", "OGG_OPUS"]
-# Encoding/rate combinations 60db accepts (§3.3); 44100 is rejected everywhere.
-TTS_SAMPLE_RATES: Final[dict[str, frozenset[int]]] = {
-    "LINEAR16": frozenset({8000, 16000, 24000, 48000}),
-    "PCM": frozenset({8000, 16000, 24000, 48000}),
-    "MULAW": frozenset({8000}),
-    "ULAW": frozenset({8000}),
-    "OGG_OPUS": frozenset({24000}),
-}
-MAX_CONTEXT_CHARS: Final = 50_000  # cumulative text per context (§3.3, 3P claim)
-SPEED_RANGE: Final = (0.5, 2.0)  # the documented range; MCP's 0.25 is not (§9.7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +45,9 @@ class TtsOptions:
     voice_id: str
     encoding: TtsEncoding = "LINEAR16"
     sample_rate: int = 16000
-    speed: float = 1.0
-    stability: float = 50
-    similarity: float = 75
+    speed: float = DEFAULT_SPEED
+    stability: float = DEFAULT_STABILITY
+    similarity: float = DEFAULT_SIMILARITY
 
     def __post_init__(self) -> None:
         rates = TTS_SAMPLE_RATES.get(self.encoding)
@@ -58,17 +58,21 @@ class TtsOptions:
             raise UnsupportedAudioFormatError(
                 f"60db TTS {self.encoding} is available at {allowed} Hz, not {self.sample_rate}"
             )
-        if not SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1]:
-            raise InvalidRequestError(f"speed must be between 0.5 and 2.0, got {self.speed}")
+        low, high = SPEED_RANGE
+        if not low <= self.speed <= high:
+            raise InvalidRequestError(f"speed must be between {low} and {high}, got {self.speed}")
+        low, high = PERCENT_RANGE
         for name in ("stability", "similarity"):
             value = getattr(self, name)
-            if not 0 <= value <= 100:
-                raise InvalidRequestError(f"{name} must be between 0 and 100, got {value}")
+            if not low <= value <= high:
+                raise InvalidRequestError(
+                    f"{name} must be between {low:g} and {high:g}, got {value}"
+                )
 
     def create_message(self, context_id: str) -> dict[str, Any]:
         """``create_context`` (§3.3): speed, stability and similarity sit at the top level."""
         return {
-            "create_context": {
+            ClientMessage.CREATE_CONTEXT: {
                 "context_id": context_id,
                 "voice_id": self.voice_id,
                 "audio_config": {
@@ -117,9 +121,9 @@ class TtsContext:
             if isinstance(message, Wakeup) or not self._is_mine(message):
                 continue
             name = protocol.kind(message)
-            if name == "context_created":
+            if name == ServerMessage.CONTEXT_CREATED:
                 return
-            if name == "error":
+            if name == ServerMessage.ERROR:
                 raise self.channel.scrub(protocol.error(message, service="tts"))
 
     async def send_text(self, text: str) -> None:
@@ -131,11 +135,13 @@ class TtsContext:
                 f"60db takes at most {MAX_CONTEXT_CHARS} characters per TTS context"
             )
         self._chars += len(text)
-        await self.channel.send({"send_text": {"context_id": self.context_id, "text": text}})
+        await self.channel.send(
+            {ClientMessage.SEND_TEXT: {"context_id": self.context_id, "text": text}}
+        )
 
     async def flush(self) -> None:
         """Ask 60db to speak everything sent so far."""
-        await self.channel.send({"flush_context": {"context_id": self.context_id}})
+        await self.channel.send({ClientMessage.FLUSH_CONTEXT: {"context_id": self.context_id}})
         self._outstanding_flushes += 1
         self._expect_first_audio()
 
@@ -144,7 +150,7 @@ class TtsContext:
         if self._close_requested:
             return
         self._close_requested = True
-        await self.channel.send({"close_context": {"context_id": self.context_id}})
+        await self.channel.send({ClientMessage.CLOSE_CONTEXT: {"context_id": self.context_id}})
         self._expect_first_audio()
 
     async def audio(self) -> AsyncIterator[bytes]:
@@ -166,18 +172,18 @@ class TtsContext:
 
     def _handle(self, message: protocol.JsonObject) -> bytes | None:
         name = protocol.kind(message)
-        if name == "audio_chunk":
+        if name == ServerMessage.AUDIO_CHUNK:
             chunk = _audio_of(message)
             self._first_audio_pending = False
             self._deadline = time.monotonic() + self._timeouts.tts_chunk_gap
             return chunk
-        if name == "flush_completed":
+        if name == ServerMessage.FLUSH_COMPLETED:
             self._outstanding_flushes = max(0, self._outstanding_flushes - 1)
             if not self._outstanding_flushes and not self._close_requested:
                 self._deadline = None  # waiting for more text is not a 60db stall
-        elif name == "context_closed":
+        elif name == ServerMessage.CONTEXT_CLOSED:
             self.finished = True
-        elif name == "error":
+        elif name == ServerMessage.ERROR:
             raise self.channel.scrub(protocol.error(message, service="tts"))
         return None
 
@@ -208,7 +214,7 @@ class TtsContext:
 
 
 def _audio_of(message: protocol.JsonObject) -> bytes:
-    content = protocol.body(message, "audio_chunk").get("audioContent")
+    content = protocol.body(message, ServerMessage.AUDIO_CHUNK).get("audioContent")
     if not isinstance(content, str):
         raise ProtocolError("60db sent an audio_chunk without audioContent")
     try:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from wyoming_60db.idle import QuietStream, next_or_quiet
+from wyoming_60db.pipeline.aio import QuietStream, next_or_quiet
 
 
 async def _raises_timeout() -> AsyncIterator[bytes]:

@@ -1,18 +1,26 @@
-"""Ending requests whose client has gone quiet (the server's and the integration's).
+"""The asyncio helpers the pipelines and the Wyoming server share.
 
-A client may send ``transcribe`` or ``synthesize-start`` and then nothing
-(a crashed satellite, a dropped Wi-Fi link that left the TCP connection open).
-Each open request holds one of the account's few 60db sessions, so silence
-must end it after a bounded time.
+Ending requests whose client has gone quiet: a client may send ``transcribe``
+or ``synthesize-start`` and then nothing (a crashed satellite, a dropped Wi-Fi
+link that left the TCP connection open). Each open request holds one of the
+account's few 60db sessions, so silence must end it after a bounded time.
+
+Cancelling tasks for certain: on Python 3.11, ``asyncio.wait_for`` swallows a
+cancellation that arrives in the same loop iteration as the awaited result
+(CPython gh-86296, fixed in 3.12). The client core avoids ``wait_for``, but
+libraries below it may not, and a lost ``cancel()`` would let a request run on
+after its client left. So tasks are cancelled again until they have ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final, TypeVar
 
 _Item = TypeVar("_Item")
+
+_RECHECK_SECONDS: Final = 0.05
 
 
 class QuietStream(Exception):
@@ -70,3 +78,28 @@ class IdleTimer:
             self._handle = self._loop.call_at(deadline, self._check)
         else:
             self._on_idle()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, whatever it swallows."""
+    every = list(tasks)
+    pending = {task for task in every if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=_RECHECK_SECONDS)
+    for task in every:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+async def run_together(first: Awaitable[None], second: Awaitable[None]) -> None:
+    """Run both; the first failure cancels the other and is raised."""
+    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # raise the failure, if any
+        await asyncio.gather(*tasks)
+    finally:
+        await cancel_and_wait(tasks)
