@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -52,6 +53,19 @@ async def describe(port: int, timeout: float = 10.0) -> Info:
             assert event is not None, "the server closed the connection before info"
             if Info.is_type(event.type):
                 return Info.from_event(event)
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout: float = 10.0) -> int:
+    """SIGTERM, then the exit status; killed if it has not exited within ``timeout``."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(timeout):
+            return await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:

@@ -60,47 +60,59 @@ class _Connections:
             writer.close()
 
 
-class TcpListener(AsyncTcpServer):
+class _Listening:
+    """What both listeners add to wyoming's servers: accept with our protocol, end all at stop."""
+
+    _server: asyncio.AbstractServer | None
+
+    def _init_listening(self, limits: EventLimits) -> None:
+        self._limits = limits
+        self._connections: _Connections | None = None
+
+    async def listen(self, factory: ConnectionFactory) -> None:
+        """Accept connections; each is read by an :class:`EventProtocol` and run by ``factory``."""
+        connections = _Connections(self._limits, factory)
+        self._server = await self._bind(connections.protocol)
+        self._connections = connections
+
+    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._connections is not None:
+            self._connections.close_all()
+
+
+class TcpListener(_Listening, AsyncTcpServer):
     """``tcp://host:port``."""
 
     def __init__(self, host: str, port: int, limits: EventLimits) -> None:
         super().__init__(host, port)
-        self._limits = limits
-        self._connections: _Connections | None = None
+        self._init_listening(limits)
 
-    async def listen(self, factory: ConnectionFactory) -> None:
-        connections = _Connections(self._limits, factory)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(connections.protocol, self.host, self.port)
-        self._connections = connections
+    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
+        return await asyncio.get_running_loop().create_server(protocol, self.host, self.port)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        if self._connections is not None:
-            self._connections.close_all()
+        self._close()
 
 
-class UnixListener(AsyncUnixServer):
+class UnixListener(_Listening, AsyncUnixServer):
     """``unix:///path``."""
 
     def __init__(self, path: str, limits: EventLimits) -> None:
         super().__init__(path)
-        self._limits = limits
-        self._connections: _Connections | None = None
+        self._init_listening(limits)
 
-    async def listen(self, factory: ConnectionFactory) -> None:
+    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
         self.socket_path.unlink(missing_ok=True)  # left behind by an earlier run
-        connections = _Connections(self._limits, factory)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(connections.protocol, str(self.socket_path))
-        self._connections = connections
+        return await loop.create_unix_server(protocol, str(self.socket_path))
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        if self._connections is not None:
-            self._connections.close_all()
+        self._close()
         with contextlib.suppress(OSError):
             self.socket_path.unlink(missing_ok=True)
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import stat
 import sys
@@ -27,7 +26,7 @@ from tests.app.conftest import (
     free_port,
     write_options,
 )
-from tests.conftest import describe, eventually
+from tests.conftest import describe, eventually, stop_process
 from wyoming_60db import app
 from wyoming_60db.cli import Command, parse_command_line
 from wyoming_60db.emulator import Emulator, EmulatorSettings
@@ -361,13 +360,9 @@ async def test_the_process_as_the_supervisor_starts_it(
         assert key not in (proc / "cmdline").read_bytes()
         assert key not in (proc / "environ").read_bytes()
         assert list(private_tmp.iterdir()) == [], "the key file was left behind"
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT):
-            assert await process.wait() == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        exit_status = await stop_process(process, WAIT)
+    assert exit_status == 0
     [post] = supervisor.posts
     assert post.authorization == f"Bearer {TOKEN}"
     assert post.body == expected_post(port)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from wyoming.asr import Transcribe
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
-from tests.conftest import TEST_KEY, describe, wait_for_port
+from tests.conftest import TEST_KEY, describe, stop_process, wait_for_port
 from tests.server.conftest import (
     WAIT,
     audio_events,
@@ -69,13 +68,9 @@ async def modules_of_a_server_run(tmp_path: Path, argv: list[str], work: Work) -
     try:
         await wait_for_port(port, timeout=WAIT)
         await work(port)
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT):
-            assert await process.wait() == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        exit_status = await stop_process(process, WAIT)
+    assert exit_status == 0
     text = log_path.read_text(encoding="utf-8")
     assert "Traceback" not in text, text
     modules = imported_modules(text)
