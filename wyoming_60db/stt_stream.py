@@ -74,7 +74,8 @@ class SttStream:
         session = client.stt_session(options)
         session.start()
         language = languages[0] if languages else None
-        stream = cls(SttFeed(session), send, on_error, language, idle_timeout=idle_timeout)
+        feed = SttFeed(session, keep_updates=True)  # interim results become transcript-chunks
+        stream = cls(feed, send, on_error, language, idle_timeout=idle_timeout)
         stream._relay_task = asyncio.get_running_loop().create_task(stream._relay_partials())
         return stream
 

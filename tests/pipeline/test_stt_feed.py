@@ -63,7 +63,7 @@ async def open_feed(
 ) -> SttFeed:
     session = client.stt_session(options or SttOptions())
     session.start()
-    return SttFeed(session, source)
+    return SttFeed(session, source, keep_updates=True)
 
 
 async def transcribe(
@@ -292,5 +292,20 @@ async def test_push_before_the_format_is_known_is_refused(client: SixtyDbClient)
             feed.push(b"\0\0")
         feed.begin_audio(PcmFormat(8000, 1, 1))
         feed.push(mulaw_encode(bytes(160)))  # any 8-bit bytes: converted, not refused
+    finally:
+        await feed.aclose()
+
+
+async def test_updates_are_kept_only_for_a_reader(client: SixtyDbClient) -> None:
+    """A feed read only through ``heard`` (the integration) queues no transcriptions."""
+    session = client.stt_session(SttOptions())
+    session.start()
+    feed = SttFeed(session, PcmFormat(16000, 2, 1))
+    try:
+        with pytest.raises(RuntimeError, match="keep_updates"):
+            await anext(aiter(feed.updates()))
+        feed.push(speech(PHRASE))
+        result = await feed.finish()
+        assert result.text == feed.heard == PHRASE
     finally:
         await feed.aclose()

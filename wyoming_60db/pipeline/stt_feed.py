@@ -96,8 +96,9 @@ class SttFeed:
     ``audio-start``): until :meth:`begin_audio`, :meth:`push` is refused.
     Results come from :attr:`heard` (the canonical finals so far, joined) and
     from :meth:`updates` (every interim and final ``transcription``, for one
-    reader). A failure to send surfaces at the next :meth:`push` or
-    :meth:`finish`; a failure of the session also ends :meth:`updates`.
+    reader, when made with ``keep_updates=True``). A failure to send surfaces
+    at the next :meth:`push` or :meth:`finish`; a failure of the session also
+    ends :meth:`updates`.
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class SttFeed:
         source: PcmFormat | None = None,
         *,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        keep_updates: bool = False,
     ) -> None:
         options = session.options
         self._session = session
@@ -127,7 +129,11 @@ class SttFeed:
         self._finals: list[str] = []
         self.heard = ""
         """The canonical finals so far, joined (what ``SttSession.result().text`` says)."""
-        self._updates: asyncio.Queue[Transcription | None] = asyncio.Queue()
+        # Only a reader of updates() gets them queued: a front end that reads
+        # only `heard` must not keep every interim result of a long session.
+        self._updates: asyncio.Queue[Transcription | None] | None = (
+            asyncio.Queue() if keep_updates else None
+        )
         self._updates_error: BaseException | None = None
         loop = asyncio.get_running_loop()
         self._sender = loop.create_task(self._send_frames())
@@ -179,7 +185,12 @@ class SttFeed:
         return await self._session.stop()
 
     async def updates(self) -> AsyncIterator[Transcription]:
-        """Every ``transcription`` as it arrives; ends with the session, raising its error."""
+        """Every ``transcription`` as it arrives; ends with the session, raising its error.
+
+        Only for a feed made with ``keep_updates=True``.
+        """
+        if self._updates is None:
+            raise RuntimeError("SttFeed.updates() needs keep_updates=True")
         while (update := await self._updates.get()) is not None:
             yield update
         if self._updates_error is not None:
@@ -233,11 +244,13 @@ class SttFeed:
                     if text := update.text.strip():
                         self._finals.append(text)
                         self.heard = " ".join(self._finals)
-                self._updates.put_nowait(update)
+                if self._updates is not None:
+                    self._updates.put_nowait(update)
         except Exception as err:  # the session's failure, for the reader of updates()
             self._updates_error = err
         finally:
-            self._updates.put_nowait(None)
+            if self._updates is not None:
+                self._updates.put_nowait(None)
 
 
 def _frame_chunker(rate: int) -> FrameChunker:
