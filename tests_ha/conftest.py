@@ -150,7 +150,7 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WA
 
 
 def request_tasks() -> list[asyncio.Task[Any]]:
-    """Unfinished tasks running the integration's or a 60db session's code.
+    """Unfinished tasks running the integration's, the pipeline's or a 60db session's code.
 
     Warm-pool upkeep (``pool.py``) is not a request's and does not count.
     """
@@ -161,8 +161,10 @@ def request_tasks() -> list[asyncio.Task[Any]]:
             continue
         code = getattr(task.get_coro(), "cr_code", None)
         filename = Path(code.co_filename).as_posix() if code is not None else ""
-        if "/custom_components/sixtydb/" in filename or filename.endswith(
-            ("/wyoming_60db/sixtydb/stt.py", "/wyoming_60db/sixtydb/tts.py")
+        if (
+            "/custom_components/sixtydb/" in filename
+            or "/wyoming_60db/pipeline/" in filename
+            or filename.endswith(("/wyoming_60db/sixtydb/stt.py", "/wyoming_60db/sixtydb/tts.py"))
         ):
             found.append(task)
     return found
