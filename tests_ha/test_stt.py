@@ -331,15 +331,19 @@ async def test_unsupported_audio_is_an_error_result(
 async def test_connection_lost_is_an_error_result(
     hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator, fail_at: str
 ) -> None:
-    """A dropped connection ends the request with an ERROR result, never a hang."""
-    emulator.inject_fault(
-        Fault(
-            service="stt",
-            kind="drop",
-            after_messages=None if fail_at == "start" else 4,
-            after_audio_bytes=None if fail_at == "start" else 3200,
+    """A connection that fails ends the request with an ERROR result, never a hang.
+
+    At the start it is not retried; mid-stream it is, twice, so it fails three times.
+    """
+    for _ in range(1 if fail_at == "start" else 3):
+        emulator.inject_fault(
+            Fault(
+                service="stt",
+                kind="drop",
+                after_messages=None if fail_at == "start" else 4,
+                after_audio_bytes=None if fail_at == "start" else 3200,
+            )
         )
-    )
     result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
     assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
     await wait_for(lambda: cold_entry.runtime_data.client.free_slots("stt") == 8, "slot freed")
@@ -490,3 +494,38 @@ async def test_sends_60_ms_frames(
     seconds = len(audio) / (16000 * 2)
     frames_per_second = (session.json_frames + session.binary_frames) / seconds
     assert 16 <= frames_per_second <= 20, f"{frames_per_second:.1f} frames per second"
+
+
+async def _dropped_midway(
+    chunks: AsyncIterable[bytes], emulator: Emulator, after_chunks: int
+) -> AsyncIterator[bytes]:
+    """``chunks``, with every 60db STT socket cut once ``after_chunks`` have gone by."""
+    index = 0
+    async for chunk in chunks:
+        if index == after_chunks:
+            await wait_for(
+                lambda: any(len(session.audio) >= 16000 for session in emulator.stt_sessions),
+                "half a second of audio at 60db",
+            )
+            assert emulator.drop_connections("stt") >= 1
+        index += 1
+        yield chunk
+
+
+async def test_a_dropped_connection_mid_utterance_is_recovered(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """60db's socket drops 1 s into the command: the utterance is replayed into a new
+    session and HA gets the exact transcript, with every slot given back."""
+    command = "turn on the kitchen lights and close the blinds"  # about 3 s
+    audio = Feed(_speech(command)).stream()
+    one_second = 1000 // CHUNK_MS
+    result = await bounded(
+        _process(_entity(hass), _metadata(), _dropped_midway(audio, emulator, one_second)), 30
+    )
+    assert result == stt.SpeechResult(command, stt.SpeechResultState.SUCCESS)
+    started = [session for session in emulator.stt_sessions if session.start is not None]
+    assert len(started) == 2  # the dropped session and its replacement
+    assert started[-1].transcripts == [command]
+    client = setup_entry.runtime_data.client
+    await wait_for(lambda: client.free_slots("stt") == 8, "every STT slot given back")

@@ -21,6 +21,7 @@ from custom_components.sixtydb import tts as sixtydb_tts
 from custom_components.sixtydb.const import DOMAIN, TTS_SAMPLE_RATE
 from custom_components.sixtydb.issues import no_credits_issue_id
 from wyoming_60db.emulator import Emulator, Fault, tonecode
+from wyoming_60db.emulator.tts import speakable
 from wyoming_60db.sixtydb import DEFAULT_VOICE_ID, MAX_TEXT_CHARS
 
 from .conftest import TTS_ENTITY, bounded, wait_for
@@ -240,8 +241,9 @@ async def test_no_credits_raises_and_reports(
 async def test_dropped_connection_mid_stream(
     hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
-    """A connection lost while speaking ends the stream with connection_lost, not a hang."""
-    emulator.inject_fault(Fault(service="tts", kind="drop", after_messages=4))
+    """A connection that keeps dropping ends the stream with connection_lost, not a hang."""
+    for _ in range(3):  # the first connection and both the answer is resumed on
+        emulator.inject_fault(Fault(service="tts", kind="drop", after_messages=4))
     response = await _entity(hass).async_stream_tts_audio(TTSAudioRequest("en", {}, _text(ANSWER)))
     with pytest.raises(HomeAssistantError) as raised:
         await bounded(_collect(response.data_gen))
@@ -358,3 +360,47 @@ async def test_a_failing_message_gen_ends_the_audio_with_its_error(
     client = setup_entry.runtime_data.client
     await wait_for(lambda: client.free_slots("tts") == 5, "TTS slot given back")
     await wait_for(lambda: emulator.tts_contexts[-1].closed, "60db context closed")
+
+
+# --- a dropped 60db connection is resumed mid-answer
+
+FLUSHED = ["Hello there. ", "How are you today? ", "I am fine. "]  # ANSWER, flush by flush
+
+
+def _pcm_bytes(text: str, emulator: Emulator) -> int:
+    """Audio bytes the emulator renders for one flush of ``text``."""
+    seconds = emulator.settings.tts_seconds_per_char
+    return len(tonecode.encode_symbols(speakable(text), TTS_SAMPLE_RATE, seconds)) * 2
+
+
+def _mid_sentence_two(emulator: Emulator) -> int:
+    """Messages on a TTS connection until half of the second sentence's audio is sent."""
+    size = emulator.settings.tts_chunk_bytes
+    first, second = (-(-_pcm_bytes(text, emulator) // size) for text in FLUSHED[:2])
+    # connecting, connection_established, context_created; flush_completed.
+    return 3 + first + 1 + second // 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_dropped_connection_is_resumed_mid_answer(
+    hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator, streamed: bool
+) -> None:
+    """The whole answer, the broken sentence resumed, nothing heard twice."""
+    emulator.inject_fault(
+        Fault(service="tts", kind="drop", after_messages=_mid_sentence_two(emulator))
+    )
+    entity = _entity(hass)
+    if streamed:
+        deltas = _text("Hello th", "ere. How are", " you today? I am", " fine.")
+        response = await entity.async_stream_tts_audio(TTSAudioRequest("en", {}, deltas))
+        data = await bounded(_collect(response.data_gen))
+    else:
+        _, wav = await bounded(entity.async_get_tts_audio(ANSWER, "en", {}))
+        data = wav or b""
+    assert _heard(data) == tonecode.normalize(ANSWER)
+    _broken, resumed = emulator.tts_contexts
+    assert resumed.texts == FLUSHED[1:]
+    assert len(data) - 44 == sum(_pcm_bytes(text, emulator) for text in FLUSHED)
+    client = cold_entry.runtime_data.client
+    await wait_for(lambda: client.free_slots("tts") == 5, "TTS slots given back")
+    await wait_for(lambda: emulator.open_connections == 0, "used connections closed")

@@ -38,8 +38,10 @@ class SttStream:
         requested_language: str | None,
         *,
         idle_timeout: float,
+        finalize_timeout: float,
     ) -> None:
         self._feed = feed
+        self._finalize_timeout = finalize_timeout
         self._send = send
         self._on_error = on_error
         self._language = requested_language
@@ -71,11 +73,17 @@ class SttStream:
             sample_rate=STT_RATE_FOR_ENCODING[encoding],
             interim_results_ms=INTERIM_RESULTS_MS,
         )
-        session = client.stt_session(options)
-        session.start()
         language = languages[0] if languages else None
-        feed = SttFeed(session, keep_updates=True)  # interim results become transcript-chunks
-        stream = cls(feed, send, on_error, language, idle_timeout=idle_timeout)
+        # Interim results become transcript-chunks; a dropped session is replaced inside.
+        feed = SttFeed(client, options, keep_updates=True)
+        stream = cls(
+            feed,
+            send,
+            on_error,
+            language,
+            idle_timeout=idle_timeout,
+            finalize_timeout=client.config.timeouts.stt_finalize,
+        )
         stream._relay_task = asyncio.get_running_loop().create_task(stream._relay_partials())
         return stream
 
@@ -109,9 +117,12 @@ class SttStream:
         fire first and say which wait it was.
         """
         self._idle.cancel()
+        # A new session after a drop needs at least its finalize wait: one
+        # that cannot have it within `timeout` would only be cut short.
+        recover_until = asyncio.get_running_loop().time() + timeout - self._finalize_timeout
         try:
             async with asyncio.timeout(timeout) as bound:
-                result = await self._feed.finish()
+                result = await self._feed.finish(recover_until=recover_until)
                 if self._relay_task is not None:
                     await self._relay_task
         except TimeoutError:

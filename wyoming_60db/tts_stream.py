@@ -64,10 +64,17 @@ class AudioRelay:
 
 
 async def speak(client: SixtyDbClient, text: str, options: TtsOptions, relay: AudioRelay) -> None:
-    """Plain ``synthesize``: one 60db request, audio relayed as it arrives."""
+    """Plain ``synthesize``: one 60db request, audio relayed as it arrives.
+
+    Spoken by the streaming pipeline, so a connection that drops mid-answer is
+    resumed the same way as a streamed answer's.
+    """
+    # Checked before audio-start: a refused text must not leave HA an empty WAV.
+    speaker = TextStreamSpeaker.for_text(client, options, text)
     await relay.start()
-    async for audio in client.synthesize(text, options):
-        await relay.relay(audio)
+    async with aclosing(speaker.audio()) as audio:
+        async for chunk in audio:
+            await relay.relay(chunk)
     await relay.stop()
 
 

@@ -130,9 +130,8 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
             yield _error()
             return
         idle = self.client.config.timeouts.stt_audio_idle
-        session = self.client.stt_session(self._options())
-        session.start()
-        feed = SttFeed(session, source)
+        # The feed opens the session, and a fresh one if 60db drops it mid-request.
+        feed = SttFeed(self.client, self._options(), source)
         # Only HA's HTTP API sends a WAV header; the pipeline sends raw PCM.
         wav = WavHeaderStripper()
         stopped = False

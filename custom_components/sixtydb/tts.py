@@ -99,7 +99,10 @@ class SixtyDbTtsEntity(SixtyDbEntity, TextToSpeechEntity):
         if len(message) > MAX_TEXT_CHARS:
             raise ha_error("text_too_long")
         try:
-            pcm = b"".join([chunk async for chunk in self.client.synthesize(message, settings)])
+            # The streaming pipeline, so a dropped connection is resumed here too.
+            speaker = TextStreamSpeaker.for_text(self.client, settings, message)
+            async with contextlib.aclosing(speaker.audio()) as audio:
+                pcm = b"".join([chunk async for chunk in audio])
         except SixtyDbError as err:
             self.report_outcome(err)
             raise translated_error(err) from err

@@ -115,3 +115,26 @@ async def test_add_text_after_finish_is_a_bug(client: SixtyDbClient) -> None:
     speaker.finish()
     with pytest.raises(RuntimeError):
         speaker.add_text("late")
+
+
+async def test_a_plain_text_longer_than_a_context_takes_is_spoken_whole(
+    client: SixtyDbClient, emulator: Emulator
+) -> None:
+    """``for_text`` opens the next context when one is full, as ``synthesize`` did."""
+    sentence = "This sentence is part of a very long text for one context. "
+    text = sentence * 900  # 53,100 characters: more than 50,000
+    emulator.settings.tts_seconds_per_char = 0.02  # the shortest audio: 18 minutes of it
+    speaker = TextStreamSpeaker.for_text(client, OPTIONS, text)
+    async with asyncio.timeout(WAIT), aclosing(speaker.audio()) as audio:
+        async for _ in audio:
+            pass
+    assert len(emulator.tts_contexts) == 2
+    assert all(sum(map(len, c.texts)) <= 50_000 for c in emulator.tts_contexts)
+    spoken = [text for context in emulator.tts_contexts for text in context.texts]
+    assert " ".join(spoken).split() == text.split()
+    await eventually(lambda: client.free_slots("tts") == 5, "the TTS slots given back")
+
+
+async def test_a_plain_text_over_the_limit_is_refused(client: SixtyDbClient) -> None:
+    with pytest.raises(TextTooLongError):
+        TextStreamSpeaker.for_text(client, OPTIONS, "a " * 50_001)

@@ -61,9 +61,7 @@ async def client(emulator: Emulator) -> AsyncIterator[SixtyDbClient]:
 async def open_feed(
     client: SixtyDbClient, source: PcmFormat | None, options: SttOptions | None = None
 ) -> SttFeed:
-    session = client.stt_session(options or SttOptions())
-    session.start()
-    return SttFeed(session, source, keep_updates=True)
+    return SttFeed(client, options or SttOptions(), source, keep_updates=True)
 
 
 async def transcribe(
@@ -102,9 +100,9 @@ def test_passthrough_imports_no_numpy() -> None:
         from wyoming_60db.pipeline.stt_feed import SttFeed
         from wyoming_60db.sixtydb import SttOptions, SttResult
 
-        class Session:  # the three calls SttFeed makes of an SttSession
-            options = SttOptions()
+        class Session:  # the calls SttFeed makes of an SttSession
             sent = []
+            def start(self): pass
             async def send_audio(self, audio): self.sent.append(audio)
             async def transcripts(self):
                 return
@@ -112,9 +110,13 @@ def test_passthrough_imports_no_numpy() -> None:
             async def stop(self): return SttResult("", None, None)
             async def aclose(self): pass
 
+        class Client:
+            def stt_session(self, options): return session
+
         async def main():
+            global session
             session = Session()
-            feed = SttFeed(session, PcmFormat(16000, 2, 1))
+            feed = SttFeed(Client(), SttOptions(), PcmFormat(16000, 2, 1))
             audio = bytes(range(256)) * 50
             for start in range(0, len(audio), 320):
                 feed.push(audio[start : start + 320])
@@ -200,11 +202,13 @@ async def test_utterance_audio_keeps_only_the_last_30_seconds(
     assert len(used_session(emulator).audio) == 36 * 32000 + len(marker) * 6
 
 
-async def test_a_dropped_connection_surfaces_at_the_next_push(
+async def test_a_connection_that_keeps_dropping_surfaces_at_the_next_push(
     client: SixtyDbClient, emulator: Emulator
 ) -> None:
-    """60db drops the socket mid-stream: push raises, and updates() ends with the error."""
-    emulator.inject_fault(Fault(service="stt", kind="drop", after_audio_bytes=3200))
+    """60db drops every socket mid-stream: after two recoveries push raises, and
+    updates() ends with the error (test_stt_recovery.py has the recoveries)."""
+    for _ in range(3):
+        emulator.inject_fault(Fault(service="stt", kind="drop", after_audio_bytes=3200))
     source = PcmFormat(16000, 2, 1)
     feed = await open_feed(client, source)
     updates_error: list[BaseException] = []
@@ -238,7 +242,8 @@ async def test_a_stalled_sender_is_bounded() -> None:
     stalled = asyncio.Event()
 
     class StalledSession:
-        options = SttOptions()
+        def start(self) -> None:
+            pass
 
         async def send_audio(self, audio: bytes) -> None:
             stalled.set()
@@ -251,7 +256,11 @@ async def test_a_stalled_sender_is_bounded() -> None:
         async def aclose(self) -> None:
             pass
 
-    feed = SttFeed(StalledSession(), PcmFormat(16000, 2, 1))  # type: ignore[arg-type]
+    class Client:
+        def stt_session(self, options: SttOptions) -> StalledSession:
+            return StalledSession()
+
+    feed = SttFeed(Client(), SttOptions(), PcmFormat(16000, 2, 1))  # type: ignore[arg-type]
     try:
         frame = bytes(FRAME_BYTES)
         feed.push(frame)
@@ -298,9 +307,7 @@ async def test_push_before_the_format_is_known_is_refused(client: SixtyDbClient)
 
 async def test_updates_are_kept_only_for_a_reader(client: SixtyDbClient) -> None:
     """A feed read only through ``heard`` (the integration) queues no transcriptions."""
-    session = client.stt_session(SttOptions())
-    session.start()
-    feed = SttFeed(session, PcmFormat(16000, 2, 1))
+    feed = SttFeed(client, SttOptions(), PcmFormat(16000, 2, 1))
     try:
         with pytest.raises(RuntimeError, match="keep_updates"):
             await anext(aiter(feed.updates()))

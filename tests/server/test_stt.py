@@ -150,8 +150,10 @@ async def test_slow_finalisation_is_time_boxed(emulator: Emulator) -> None:
 
 async def test_stalled_60db_gets_an_error_not_a_hang(emulator: Emulator) -> None:
     async with running_server(emulator, warm_connections=0) as server:
-        # connecting, connection_established, connected, session_started: then silence.
-        emulator.inject_fault(Fault(service="stt", kind="stall", after_messages=4))
+        # connecting, connection_established, connected, session_started: then silence,
+        # also in the session that replaces it (no time is left for a third).
+        for _ in range(3):
+            emulator.inject_fault(Fault(service="stt", kind="stall", after_messages=4))
         events = await exchange(server, ha_stt_events(speech("Hi.")), FINAL)
     text, code = error_of(events)
     assert code == "timeout"
@@ -163,7 +165,8 @@ async def test_dropped_60db_connection_is_reported_while_the_user_speaks(
     emulator: Emulator,
 ) -> None:
     async with running_server(emulator, warm_connections=0) as server:
-        emulator.inject_fault(Fault(service="stt", kind="drop", after_audio_bytes=3200))
+        for _ in range(3):  # one drop is recovered; the third in a row is reported
+            emulator.inject_fault(Fault(service="stt", kind="drop", after_audio_bytes=3200))
         async with asyncio.timeout(10), server.client() as client:
             await client.write_event(Transcribe(language="en").event())
             await client.write_event(AudioStart(RATE, 2, 1).event())

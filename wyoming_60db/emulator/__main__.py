@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from wyoming_60db.sixtydb.limits import MCP_MIN_SPEED, STT_CONCURRENCY, TTS_CONCURRENCY
 
@@ -16,6 +16,8 @@ from .settings import (
     BELOW_MINIMUM_POLICIES,
     CONCURRENCY_COUNTS,
     EARLY_MESSAGE_POLICIES,
+    FAULT_KINDS,
+    FAULT_SERVICES,
     HANDSHAKE_STYLES,
     LANGUAGES_SHAPES,
     STT_BINARY_ENCODINGS,
@@ -24,9 +26,50 @@ from .settings import (
     TTS_ERROR_STYLES,
     VOICES_SHAPES,
     EmulatorSettings,
+    Fault,
 )
 
 _LOGGER = logging.getLogger("wyoming_60db.emulator")
+
+_FAULT_INT_OPTIONS = ("after_messages", "after_audio_bytes", "after_audio_chunks")
+FAULT_HELP = (
+    "arm a fault (repeatable): SERVICE:KIND[:OPT=VALUE,...], SERVICE in "
+    f"{'/'.join(FAULT_SERVICES)}, KIND in {'/'.join(FAULT_KINDS)}, OPT in "
+    f"{', '.join(_FAULT_INT_OPTIONS)}, times (a number or 'all'), message, code; "
+    "e.g. tts:drop:after_audio_chunks=3,times=2 or stt:stall:after_messages=0"
+)
+
+
+def parse_fault(spec: str) -> Fault:
+    """``SERVICE:KIND[:OPT=VALUE,...]`` → ``Fault`` (the ``--fault`` flag)."""
+    service, _, rest = spec.partition(":")
+    kind, _, options = rest.partition(":")
+    if service not in FAULT_SERVICES or kind not in FAULT_KINDS:
+        raise argparse.ArgumentTypeError(f"bad fault {spec!r}: expected SERVICE:KIND[:OPTS]")
+    values: dict[str, int | str | None] = {}
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"bad fault option {item!r}: expected OPT=VALUE")
+        values[key] = _fault_option(key, value.strip())
+    try:
+        return Fault(service, kind, **values)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"bad fault {spec!r}: {exc}") from exc
+
+
+def _fault_option(key: str, value: str) -> int | str | None:
+    if key in ("message", "code"):
+        return value
+    if key == "times" and value == "all":
+        return None
+    if key not in (*_FAULT_INT_OPTIONS, "times"):
+        raise argparse.ArgumentTypeError(f"unknown fault option {key!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fault option {key} needs a number") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--utterance-end-below-min", choices=BELOW_MINIMUM_POLICIES, default="clamp")
     p.add_argument("--default-interim-ms", type=int, default=None, metavar="MS")
     p.add_argument("--tts-min-speed", type=float, default=MCP_MIN_SPEED)
+    p.add_argument(
+        "--fault", type=parse_fault, action="append", default=[], metavar="SPEC", help=FAULT_HELP
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -103,8 +149,12 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     )
 
 
-async def serve(settings: EmulatorSettings, host: str, port: int) -> None:
+async def serve(
+    settings: EmulatorSettings, host: str, port: int, faults: Iterable[Fault] = ()
+) -> None:
     emulator = Emulator(settings)
+    for fault in faults:
+        emulator.inject_fault(fault)
     await emulator.start(host, port)
     _LOGGER.info(
         "60db emulator serving %s (ws: %s, %s)",
@@ -131,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings_from_args(args), args.host, args.port))
+        asyncio.run(serve(settings_from_args(args), args.host, args.port, args.fault))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 All server→client frames go through ``Connection.send`` so that message counts
 (for ``Fault.after_messages``), the ``extra_fields`` knob and the record apply
-uniformly.  A dedicated reader task keeps draining the socket, so a client close
+uniformly (``Fault.after_audio_chunks`` counts the sends marked as audio
+chunks).  A dedicated reader task keeps draining the socket, so a client close
 is noticed even while the session is busy or stalled, and client messages are
 tagged "early" if they arrive before ``connection_established`` (§1.4).
 
@@ -70,6 +71,7 @@ class Connection:
         self.established = False
         self.sent_count = 0
         self.audio_received = 0
+        self.audio_chunks_sent = 0
         self._request = request
         self._error_frame = error_frame
         self._fault: Fault | None = state.take_fault(service)
@@ -201,10 +203,15 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, frame: Frame) -> None:
-        """Send one JSON frame, then apply a pending ``after_messages`` fault."""
+    async def send(self, frame: Frame, *, audio_chunk: bool = False) -> None:
+        """Send one JSON frame, then apply a pending fault that is now due.
+
+        ``audio_chunk`` marks a TTS ``audio_chunk`` frame (``after_audio_chunks``).
+        """
         async with self._lock:
             await self._send_locked(frame)
+            if audio_chunk:
+                self.audio_chunks_sent += 1
             await self._check_fault()
 
     async def send_error(
@@ -264,6 +271,7 @@ class Connection:
             return
         self._fault = None
         _LOGGER.debug("firing fault %s on %s", fault, self.service)
+        self.state.record_fault(self.service, fault)
         if fault.kind == "garbage":
             try:
                 await self.ws.send_str(GARBAGE_FRAME)
@@ -284,13 +292,13 @@ class Connection:
         raise ConnectionGone(f"fault:{fault.kind}")
 
     def _fault_due(self, fault: Fault) -> bool:
-        if fault.after_messages is None and fault.after_audio_bytes is None:
-            return True
-        by_messages = fault.after_messages is not None and self.sent_count >= fault.after_messages
-        by_audio = (
-            fault.after_audio_bytes is not None and self.audio_received >= fault.after_audio_bytes
+        triggers = (
+            (fault.after_messages, self.sent_count),
+            (fault.after_audio_bytes, self.audio_received),
+            (fault.after_audio_chunks, self.audio_chunks_sent),
         )
-        return by_messages or by_audio
+        armed = [(threshold, count) for threshold, count in triggers if threshold is not None]
+        return not armed or any(count >= threshold for threshold, count in armed)
 
     # ------------------------------------------------------------------ receiving
 

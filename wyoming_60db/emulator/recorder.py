@@ -72,6 +72,11 @@ class Stats:
     handshakes_completed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected_auth: int = 0
     rest_requests: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # (service, kind) → how many times a Fault fired: service is "stt", "tts"
+    # or "rest" (where a service="any" fault landed), kind its Fault.kind.
+    faults_injected: defaultdict[tuple[str, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
 
 
 def elide_audio(message: Any) -> Any:

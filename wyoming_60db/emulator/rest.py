@@ -81,6 +81,7 @@ def catalog_endpoint(build: BodyBuilder) -> Handler:
 async def _apply_fault(
     fault: Fault, request: web.Request, state: EmulatorState
 ) -> web.StreamResponse:
+    state.record_fault("rest", fault)
     if fault.kind == "error":
         body: dict[str, Any] = {"success": False, "message": fault.message}
         if fault.code is not None:

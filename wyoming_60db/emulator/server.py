@@ -202,8 +202,12 @@ class Emulator:
         self._state.settings = value
 
     def inject_fault(self, fault: Fault) -> None:
-        """Queue a one-shot fault for the next connection of ``fault.service``."""
-        self._state.faults.append(fault)
+        """Arm ``fault`` for the next ``fault.times`` connections of ``fault.service``."""
+        self._state.arm_fault(fault)
+
+    def clear_faults(self) -> None:
+        """Disarm every pending fault (e.g. one armed with ``times=None``)."""
+        self._state.faults.clear()
 
     def script_transcripts(self, texts: Iterable[str]) -> None:
         """Texts for the next voiced utterances that do not decode as tone code."""
@@ -229,7 +233,8 @@ class Emulator:
 
     @property
     def pending_faults(self) -> list[Fault]:
-        return list(self._state.faults)
+        """Faults with firings left, oldest first."""
+        return [armed.fault for armed in self._state.faults]
 
     @property
     def open_connections(self) -> int:

@@ -1,4 +1,4 @@
-"""Emulator knobs (``EmulatorSettings``) and one-shot fault descriptions (``Fault``).
+"""Emulator knobs (``EmulatorSettings``) and fault descriptions (``Fault``).
 
 Every knob that selects between documented variants cites the section of
 ``docs/60db-protocol.md`` it emulates.  Settings are read per connection or
@@ -42,16 +42,24 @@ LANGUAGES_SHAPES: tuple[LanguagesShape, ...] = ("skill", "node", "list")
 STT_BINARY_ENCODINGS: tuple[SttBinaryEncoding, ...] = ("config", "mulaw")
 BELOW_MINIMUM_POLICIES: tuple[BelowMinimumPolicy, ...] = ("clamp", "reject")
 CONCURRENCY_COUNTS: tuple[ConcurrencyCounts, ...] = ("sessions", "connections")
+FAULT_SERVICES: tuple[FaultService, ...] = ("stt", "tts", "any")
+FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "stall", "garbage", "error")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """A one-shot failure, consumed by the next connection of ``service``.
+    """A failure armed for the next ``times`` connections of ``service``.
 
+    Each connection of ``service`` that opens while the fault is armed takes
+    one of its ``times`` firings (None: every connection, until
+    ``Emulator.clear_faults``), whether or not its trigger is then reached.
+    Triggers (the fault fires as soon as any set one is reached):
     ``after_messages`` counts server→client messages already sent on that
-    connection (0 = right after the WebSocket is accepted); ``after_audio_bytes``
-    counts audio bytes received (STT only).  With neither set the fault fires at
-    once.  ``service="any"`` also matches the next authenticated REST request.
+    connection (0 = right after the WebSocket is accepted);
+    ``after_audio_bytes`` counts audio bytes received (STT);
+    ``after_audio_chunks`` counts ``audio_chunk`` frames sent (TTS).  With none
+    set the fault fires at once.  ``service="any"`` also matches authenticated
+    REST requests.
     """
 
     service: FaultService
@@ -60,6 +68,12 @@ class Fault:
     after_audio_bytes: int | None = None
     message: str = "Internal server error"
     code: str | None = None
+    after_audio_chunks: int | None = None
+    times: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.times is not None and self.times < 1:
+            raise ValueError(f"Fault.times must be >= 1 or None, not {self.times}")
 
     def matches(self, service: str) -> bool:
         return self.service in ("any", service)

@@ -219,15 +219,22 @@ class TtsSession:
         for i, chunk in enumerate(split_chunks(audio, settings.tts_chunk_bytes, width)):
             if i:
                 await self.conn.pause(settings.chunk_gap)
-            await self.conn.send(
-                {
-                    ServerMessage.AUDIO_CHUNK: {
-                        "context_id": ctx.spec.context_id,
-                        "audioContent": base64.b64encode(chunk).decode("ascii"),
-                    }
-                }
-            )
-            ctx.record.audio.extend(chunk)
+            await self._send_chunk(ctx, chunk)
+
+    async def _send_chunk(self, ctx: _Context, chunk: bytes) -> None:
+        frame: Frame = {
+            ServerMessage.AUDIO_CHUNK: {
+                "context_id": ctx.spec.context_id,
+                "audioContent": base64.b64encode(chunk).decode("ascii"),
+            }
+        }
+        sent_before = self.conn.audio_chunks_sent
+        try:
+            await self.conn.send(frame, audio_chunk=True)
+        finally:
+            # A fault due after this chunk raises once it is out: record it anyway.
+            if self.conn.audio_chunks_sent > sent_before:
+                ctx.record.audio.extend(chunk)
 
     async def _close_context(self, ctx: _Context) -> None:
         cid = ctx.spec.context_id

@@ -6,17 +6,34 @@ is not 60db's), cuts the audio into ``STT_FRAME_MS`` frames, μ-law-encodes
 them when the session takes μ-law, and hands complete frames to the feed's one
 sender task. No coroutine and no task per chunk: the Wyoming server calls it
 straight from the socket's ``data_received``.
+
+A session that drops mid-request (a network error, a close code that is not
+a refusal, a stall) is replaced: the audio of the current utterance, kept
+since 60db's last canonical final, is replayed into a fresh session with the
+same options, then live audio continues there. The finals already received
+are kept, so the user gets the transcript an undisturbed session would have
+given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Final, Protocol
 
 from wyoming_60db.pcm import FrameChunker, PcmFormat, frame_bytes_for
-from wyoming_60db.sixtydb import SixtyDbTimeoutError, SttResult, SttSession, Transcription
+from wyoming_60db.sixtydb import (
+    Billing,
+    ConnectionLostError,
+    ServerError,
+    SixtyDbTimeoutError,
+    SttOptions,
+    SttResult,
+    SttSession,
+    Transcription,
+)
 from wyoming_60db.sixtydb.limits import STT_FRAME_MS
 
 from .aio import cancel_and_wait
@@ -28,7 +45,17 @@ MAX_UNSENT_SECONDS: Final = 60
 without limit. Generous, because Home Assistant's HTTP API uploads a whole
 recording faster than real time."""
 DEFAULT_SEND_TIMEOUT: Final = 10.0
-"""How long :meth:`SttFeed.finish` waits for the last frames to go out."""
+"""How long :meth:`SttFeed.finish` waits for the last frames to go out (and a
+replay may take to go out)."""
+MAX_RECOVERIES: Final = 2
+"""New sessions one request may open after drops: a 60db that keeps dropping
+must end the request, not hold the user."""
+RECOVERABLE: Final = (ConnectionLostError, SixtyDbTimeoutError, ServerError)
+"""Failures of the connection, not of the request: a fresh session may succeed.
+Refusals (credentials, credits, concurrency, an invalid request) would only
+be refused again."""
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class PcmConverter(Protocol):
@@ -88,29 +115,44 @@ class UtteranceAudio:
         """The kept frames, joined."""
         return b"".join(self._frames)
 
+    def frames(self) -> list[bytes]:
+        """The kept frames, oldest first (what a replay sends)."""
+        return list(self._frames)
+
+
+class SttSessions(Protocol):
+    """Where the feed gets its sessions (``SixtyDbClient``)."""
+
+    def stt_session(self, options: SttOptions) -> SttSession: ...
+
 
 class SttFeed:
-    """Audio in, one started :class:`SttSession`, the text heard so far out.
+    """Audio in, started :class:`SttSession` s (one, or more after drops), the text heard out.
 
-    The format of the client's audio may come later (the server learns it from
+    The feed makes and starts its session from ``client`` and ``options`` at
+    once, so 60db's handshake overlaps with the user speaking. The format of
+    the client's audio may come later (the server learns it from
     ``audio-start``): until :meth:`begin_audio`, :meth:`push` is refused.
     Results come from :attr:`heard` (the canonical finals so far, joined) and
     from :meth:`updates` (every interim and final ``transcription``, for one
-    reader, when made with ``keep_updates=True``). A failure to send surfaces
-    at the next :meth:`push` or :meth:`finish`; a failure of the session also
-    ends :meth:`updates`.
+    reader, when made with ``keep_updates=True``). A session that drops is
+    replaced, at most ``max_recoveries`` times; a failure that is not a drop,
+    or one drop too many, surfaces at the next :meth:`push` or
+    :meth:`finish` and also ends :meth:`updates`.
     """
 
     def __init__(
         self,
-        session: SttSession,
+        client: SttSessions,
+        options: SttOptions,
         source: PcmFormat | None = None,
         *,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         keep_updates: bool = False,
+        max_recoveries: int = MAX_RECOVERIES,
     ) -> None:
-        options = session.options
-        self._session = session
+        self._client = client
+        self._options = options
         self._rate = options.sample_rate
         self._converter: PcmConverter | None = None
         if source is not None:
@@ -125,6 +167,8 @@ class SttFeed:
         self._more = asyncio.Event()
         self._ending = False
         self._send_timeout = send_timeout
+        self._send_bound: asyncio.Timeout | None = None
+        self._recover_until: float | None = None
         self._failure: BaseException | None = None
         self._finals: list[str] = []
         self.heard = ""
@@ -135,9 +179,14 @@ class SttFeed:
             asyncio.Queue() if keep_updates else None
         )
         self._updates_error: BaseException | None = None
-        loop = asyncio.get_running_loop()
-        self._sender = loop.create_task(self._send_frames())
-        self._listener = loop.create_task(self._listen())
+        self._max_recoveries = max_recoveries
+        self.recoveries = 0
+        """How many dropped sessions this feed has replaced."""
+        self._taken = 0  # transcriptions of the current session taken into `heard`
+        self._earlier: list[SttResult] = []  # what the dropped sessions heard
+        self._closing: set[asyncio.Task[None]] = set()  # dropped sessions being closed
+        self._session = self._open_session()
+        self._driver = asyncio.get_running_loop().create_task(self._drive())
 
     @property
     def has_audio_format(self) -> bool:
@@ -166,8 +215,15 @@ class SttFeed:
         if audio:
             self._queue(self._chunker.push(self._converter.convert(audio)))
 
-    async def finish(self) -> SttResult:
-        """End of speech: send what is left, stop the session and return its result."""
+    async def finish(self, *, recover_until: float | None = None) -> SttResult:
+        """End of speech: send what is left, stop the session and return the result.
+
+        After a recovery the result joins the finals of every session, in
+        order, with the language of the last. ``recover_until`` (loop time)
+        is the last moment a recovery may begin: one that could not finish
+        within the caller's time budget reports the session's own error.
+        """
+        self._recover_until = recover_until
         self._raise_if_failed()
         if self._converter is not None:
             self._queue(self._chunker.push(self._converter.flush()))
@@ -175,19 +231,15 @@ class SttFeed:
                 self._queue([tail])
         self._ending = True
         self._more.set()
-        # asyncio.wait, not `await`: a timeout here must not cancel the sender.
-        await asyncio.wait([self._sender], timeout=self._send_timeout)
-        if not self._sender.done():
-            raise SixtyDbTimeoutError(
-                f"60db did not take the audio within {self._send_timeout:.0f} s"
-            )
-        self._raise_if_failed()
-        return await self._session.stop()
+        if self._send_bound is not None:  # the last frames must go out in time
+            self._send_bound.reschedule(asyncio.get_running_loop().time() + self._send_timeout)
+        return await self._driver
 
     async def updates(self) -> AsyncIterator[Transcription]:
-        """Every ``transcription`` as it arrives; ends with the session, raising its error.
+        """Every ``transcription`` as it arrives, across recoveries; ends with the feed.
 
-        Only for a feed made with ``keep_updates=True``.
+        Only for a feed made with ``keep_updates=True``. After a recovery the
+        new session's results start again from the replayed utterance.
         """
         if self._updates is None:
             raise RuntimeError("SttFeed.updates() needs keep_updates=True")
@@ -197,14 +249,22 @@ class SttFeed:
             raise self._updates_error
 
     async def aclose(self) -> None:
-        """Stop sending and release the session and its slot (idempotent).
+        """Stop sending and release the sessions and their slots (idempotent).
 
-        The session is closed even if this is cancelled while the tasks end.
+        The sessions are closed even if this is cancelled while the tasks end.
         """
         try:
-            await cancel_and_wait([self._sender, self._listener])
+            await cancel_and_wait([self._driver])
         finally:
+            # The driver has ended, so no recovery can open another session now.
             await self._session.aclose()
+            if self._closing:
+                await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _open_session(self) -> SttSession:
+        session = self._client.stt_session(self._options)
+        session.start()
+        return session
 
     def _queue(self, frames: list[bytes]) -> None:
         if not frames:
@@ -221,36 +281,178 @@ class SttFeed:
             raise self._failure
 
     def _raise_if_failed(self) -> None:
-        if self._failure is None and self._sender.done() and not self._sender.cancelled():
-            self._failure = self._sender.exception()
+        if self._failure is None and self._driver.done() and not self._driver.cancelled():
+            self._failure = self._driver.exception()
         if self._failure is not None:
             raise self._failure
 
-    async def _send_frames(self) -> None:
-        unsent = self._unsent
-        while True:
-            while unsent:
-                await self._session.send_audio(unsent.popleft())
-            if self._ending:
-                return
-            self._more.clear()
-            await self._more.wait()
-
-    async def _listen(self) -> None:
+    async def _drive(self) -> SttResult:
+        """The sessions of the request, one after another; the combined result."""
         try:
-            async for update in self._session.transcripts():
-                if update.is_canonical:
-                    self._utterance.clear()  # 60db has it: a replay starts after it
-                    if text := update.text.strip():
-                        self._finals.append(text)
-                        self.heard = " ".join(self._finals)
-                if self._updates is not None:
-                    self._updates.put_nowait(update)
-        except Exception as err:  # the session's failure, for the reader of updates()
+            return await self._run_sessions()
+        except Exception as err:  # the feed's failure, for the reader of updates()
             self._updates_error = err
+            raise
         finally:
             if self._updates is not None:
                 self._updates.put_nowait(None)
+
+    async def _run_sessions(self) -> SttResult:
+        replay: list[bytes] = []
+        started: float | None = None  # when the session being replaced failed
+        while True:
+            try:
+                result = await self._run_session(self._session, replay, started)
+            except RECOVERABLE as err:
+                started = asyncio.get_running_loop().time()
+                if not self._may_recover(started):
+                    raise
+                _LOGGER.debug("60db STT session dropped (%s); replacing it", err.code)
+                replay = self._replace_session()
+            else:
+                return self._combined(result)
+
+    def _may_recover(self, now: float) -> bool:
+        """A dropped session, a recovery left, and time for it."""
+        return (
+            self._session.accepted  # a session that never started was refused, not dropped
+            and self.recoveries < self._max_recoveries
+            and (self._recover_until is None or now <= self._recover_until)
+        )
+
+    def _replace_session(self) -> list[bytes]:
+        """Close the dropped session, open a fresh one: the audio to replay into it.
+
+        Synchronous, so that no client audio can arrive half-way: every frame
+        not yet sent is in the utterance, and frames pushed from now on go to
+        the new session after the replay.
+        """
+        dropped = self._session
+        result = dropped.result()
+        # Finals the listener had not taken yet (it may have been cancelled
+        # first): their audio must not be replayed, nor their text lost.
+        for update in result.utterances[self._taken :]:
+            self._take(update)
+        self._earlier.append(result)
+        closing = asyncio.get_running_loop().create_task(dropped.aclose())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        self._session = self._open_session()
+        self._taken = 0
+        self.recoveries += 1
+        self._unsent.clear()
+        return self._utterance.frames()
+
+    async def _run_session(
+        self, session: SttSession, replay: list[bytes], started: float | None
+    ) -> SttResult:
+        """Replay, send live audio and stop; the first failure of sending or listening ends it."""
+        finishing = asyncio.ensure_future(self._send_and_stop(session, replay, started))
+        listening = asyncio.ensure_future(self._listen(session))
+        try:
+            await asyncio.wait([finishing, listening], return_when=asyncio.FIRST_EXCEPTION)
+            if listening.done():
+                listening.result()  # the session failed while audio was still going out
+            result = await finishing
+            await listening  # the last results of the session
+            return result
+        finally:
+            await cancel_and_wait([finishing, listening])
+
+    async def _send_and_stop(
+        self, session: SttSession, replay: list[bytes], started: float | None
+    ) -> SttResult:
+        if started is not None:
+            await self._replay(session, replay, started)
+        await self._send_frames(session)
+        return await session.stop()
+
+    async def _replay(self, session: SttSession, replay: list[bytes], started: float) -> None:
+        """The utterance so far, into a new session, as fast as 60db takes it."""
+        seconds = sum(map(len, replay)) / self._bytes_per_second
+        await session.wait_ready()
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                for frame in replay:
+                    await session.send_audio(frame)
+        except TimeoutError as err:
+            if isinstance(err, SixtyDbTimeoutError):
+                raise
+            raise SixtyDbTimeoutError(
+                f"60db did not take the replayed audio within {self._send_timeout:.0f} s"
+            ) from None
+        took = asyncio.get_running_loop().time() - started
+        _LOGGER.info(
+            "60db STT session dropped mid-request; recovered in a new session "
+            "(replayed %.2f s of the utterance, recovery took %.0f ms)",
+            seconds,
+            took * 1000,
+        )
+
+    async def _send_frames(self, session: SttSession) -> None:
+        """Live audio until :meth:`finish`; after it, bounded by ``send_timeout``."""
+        loop = asyncio.get_running_loop()
+        unsent = self._unsent
+        try:
+            async with asyncio.timeout(None) as bound:
+                self._send_bound = bound
+                if self._ending:
+                    bound.reschedule(loop.time() + self._send_timeout)
+                while True:
+                    while unsent:
+                        await session.send_audio(unsent.popleft())
+                    if self._ending:
+                        return
+                    self._more.clear()
+                    await self._more.wait()
+        except TimeoutError as err:
+            if isinstance(err, SixtyDbTimeoutError):
+                raise
+            raise SixtyDbTimeoutError(
+                f"60db did not take the audio within {self._send_timeout:.0f} s"
+            ) from None
+        finally:
+            self._send_bound = None
+
+    async def _listen(self, session: SttSession) -> None:
+        async for update in session.transcripts():
+            self._take(update)
+
+    def _take(self, update: Transcription) -> None:
+        self._taken += 1
+        if update.is_canonical:
+            self._utterance.clear()  # 60db has it: a replay starts after it
+            if text := update.text.strip():
+                self._finals.append(text)
+                self.heard = " ".join(self._finals)
+        if self._updates is not None:
+            self._updates.put_nowait(update)
+
+    def _combined(self, last: SttResult) -> SttResult:
+        if not self._earlier:
+            return last
+        results = [*self._earlier, last]
+        return SttResult(
+            text=self.heard,
+            language=last.language,
+            billing=_billing_sum([result.billing for result in results]),
+            utterances=tuple(update for result in results for update in result.utterances),
+        )
+
+
+def _billing_sum(billings: list[Billing | None]) -> Billing | None:
+    """What every session of the request cost (``None`` where 60db did not say)."""
+    known = [billing for billing in billings if billing is not None]
+    if not known:
+        return None
+
+    def total(values: list[float | None]) -> float | None:
+        return None if any(value is None for value in values) else sum(v or 0.0 for v in values)
+
+    return Billing(
+        total_duration_seconds=total([billing.total_duration_seconds for billing in known]),
+        total_cost=total([billing.total_cost for billing in known]),
+    )
 
 
 def _frame_chunker(rate: int) -> FrameChunker:

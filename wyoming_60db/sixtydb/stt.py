@@ -152,6 +152,7 @@ class SttSession:
         self._error: SixtyDbError | None = None
         self._stop_sent = False
         self._closed = False
+        self._accepted = False
         self._utterances: list[Transcription] = []
         self._updates: asyncio.Queue[Transcription | None] = asyncio.Queue()
         self._session_language: str | None = None
@@ -173,6 +174,15 @@ class SttSession:
         """Begin connecting in the background (idempotent)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def accepted(self) -> bool:
+        """True once 60db said the session is ready for audio.
+
+        A failure after that is a dropped session, worth replacing; one before
+        it is a failure to connect, already bounded and retried here.
+        """
+        return self._accepted
 
     @property
     def error(self) -> SixtyDbError | None:
@@ -202,11 +212,19 @@ class SttSession:
                 return
             yield update
 
-    async def stop(self) -> SttResult:
-        """Finish the audio and wait (bounded) for the final transcript."""
+    async def wait_ready(self) -> None:
+        """Until 60db is ready for audio (bounded by ``stt_ready``); raises the session's error.
+
+        A replay into a new session waits for this, so that its audio goes
+        out at once and the time the recovery took is known.
+        """
         self._raise_if_failed()
         await self._wait(self._ready, self._timeouts.stt_ready, "start the STT session")
         self._raise_if_failed()
+
+    async def stop(self) -> SttResult:
+        """Finish the audio and wait (bounded) for the final transcript."""
+        await self.wait_ready()
         async with self._send_lock:
             await self._flush_pending()
             if self._channel is not None and not self._stop_sent:
@@ -323,6 +341,7 @@ class SttSession:
         return False
 
     def _mark_ready(self) -> None:
+        self._accepted = True
         if not self._ready.is_set():
             self._ready.set()
             # Send what was buffered during the handshake now, not at the next chunk.

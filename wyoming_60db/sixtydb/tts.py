@@ -107,6 +107,10 @@ class TtsContext:
         self._deadline: float | None = None
         self._first_audio_pending = False
         self.finished = False
+        # How many flushes 60db has answered with `flush_completed`: their audio
+        # is complete. A caller that resumes the text on a new context after a
+        # drop learns from it which flushes to send again.
+        self.flushes_completed = 0
 
     async def open(self) -> None:
         """Send ``create_context`` and wait for ``context_created``."""
@@ -178,6 +182,7 @@ class TtsContext:
             self._deadline = time.monotonic() + self._timeouts.tts_chunk_gap
             return chunk
         if name == ServerMessage.FLUSH_COMPLETED:
+            self.flushes_completed += 1
             self._outstanding_flushes = max(0, self._outstanding_flushes - 1)
             if not self._outstanding_flushes and not self._close_requested:
                 self._deadline = None  # waiting for more text is not a 60db stall
