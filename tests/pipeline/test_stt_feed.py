@@ -162,7 +162,7 @@ async def test_mulaw_sessions_get_60_ms_mulaw_frames(
 async def test_utterance_audio_is_reset_at_a_canonical_final(
     client: SixtyDbClient, emulator: Emulator
 ) -> None:
-    """The audio kept for a replay starts after 60db's last canonical final."""
+    """After 60db's canonical final only its trailing silence is kept (the last 300 ms)."""
     source = PcmFormat(16000, 2, 1)
     feed = await open_feed(client, source, SttOptions(utterance_end_ms=300))
     try:
@@ -171,9 +171,13 @@ async def test_utterance_audio_is_reset_at_a_canonical_final(
             feed.push(chunk)
         assert feed.utterance_audio == first[: len(first) // FRAME_BYTES * FRAME_BYTES]
         await eventually(lambda: feed.heard == PHRASE, "the first phrase's canonical final")
-        assert feed.utterance_audio == b"" and feed.utterance_seconds == 0
+        kept = feed.utterance_audio
+        # The end of what was sent, within utterance_end_ms: silence, no word of the phrase.
+        assert 0 < len(kept) <= 16000 * 2 * 300 // 1000
+        assert kept == first[len(first) // FRAME_BYTES * FRAME_BYTES - len(kept) :]
+        assert kept == bytes(len(kept))
         feed.push(bytes(FRAME_BYTES * 2))
-        assert feed.utterance_seconds == pytest.approx(2 * STT_FRAME_MS / 1000)
+        assert feed.utterance_seconds == pytest.approx(len(kept) / 32000 + 2 * STT_FRAME_MS / 1000)
         async with asyncio.timeout(10):
             assert (await feed.finish()).text == PHRASE
     finally:

@@ -34,7 +34,7 @@ from wyoming_60db.sixtydb import (
     SttSession,
     Transcription,
 )
-from wyoming_60db.sixtydb.limits import STT_FRAME_MS
+from wyoming_60db.sixtydb.limits import DEFAULT_UTTERANCE_END_MS, MIN_INTERVAL_MS, STT_FRAME_MS
 
 from .aio import cancel_and_wait
 
@@ -106,10 +106,18 @@ class UtteranceAudio:
         while self.size > self._max_bytes:
             self.size -= len(self._frames.popleft())
 
-    def clear(self) -> None:
-        """60db finished an utterance: its audio is no longer needed."""
-        self._frames.clear()
-        self.size = 0
+    def clear(self, keep_bytes: int = 0) -> None:
+        """60db finished an utterance: drop its audio, keeping the newest ``keep_bytes``.
+
+        The frames kept are whole frames, at most ``keep_bytes`` of them.
+        """
+        kept: collections.deque[bytes] = collections.deque()
+        size = 0
+        while self._frames and size + len(self._frames[-1]) <= keep_bytes:
+            frame = self._frames.pop()
+            kept.appendleft(frame)
+            size += len(frame)
+        self._frames, self.size = kept, size
 
     def audio(self) -> bytes:
         """The kept frames, joined."""
@@ -162,6 +170,13 @@ class SttFeed:
         sent_per_second = self._rate * (1 if self._encode else 2)
         self._bytes_per_second = sent_per_second
         self._utterance = UtteranceAudio(MAX_UTTERANCE_SECONDS * sent_per_second)
+        # 60db ends an utterance only after `utterance_end_ms` of silence, so
+        # with live audio (real time) what was sent within that span before
+        # its final arrives is silence or the next phrase's beginning, never
+        # the finished utterance: a replay keeps it, or a drop right after a
+        # final would lose the first words of the next phrase.
+        end_ms = options.utterance_end_ms or DEFAULT_UTTERANCE_END_MS
+        self._after_final_bytes = sent_per_second * max(end_ms, MIN_INTERVAL_MS) // 1000
         self._unsent: collections.deque[bytes] = collections.deque()
         self._max_unsent = MAX_UNSENT_SECONDS * 1000 // STT_FRAME_MS
         self._more = asyncio.Event()
@@ -421,7 +436,7 @@ class SttFeed:
     def _take(self, update: Transcription) -> None:
         self._taken += 1
         if update.is_canonical:
-            self._utterance.clear()  # 60db has it: a replay starts after it
+            self._utterance.clear(self._after_final_bytes)  # 60db has the utterance
             if text := update.text.strip():
                 self._finals.append(text)
                 self.heard = " ".join(self._finals)
