@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pytest
@@ -39,6 +39,10 @@ SERVER_TEST_TIMEOUTS = Timeouts(
     stt_ready=2.0, stt_finalize=2.0, queue=0.3, close=1.0,
 )  # fmt: skip
 WAIT = 10.0  # every test wait is bounded by this
+# The last event of each kind of request: its answer, or the error instead.
+STT_END: Final = ("transcript", "error")
+TTS_END: Final = ("audio-stop", "error")
+STREAM_END: Final = ("synthesize-stopped", "error")
 RATE = 16000
 CHUNK_BYTES = 320  # HA: 10 ms of 16 kHz 16-bit mono (home-assistant.md §2)
 

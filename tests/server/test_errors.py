@@ -15,6 +15,8 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart
 
 from tests.conftest import TEST_KEY
 from tests.server.conftest import (
+    STT_END,
+    TTS_END,
     WAIT,
     RunningServer,
     error_of,
@@ -29,8 +31,6 @@ from tests.server.conftest import (
 from wyoming_60db.emulator import Emulator
 from wyoming_60db.wire import MAX_PAYLOAD_BYTES
 
-STT_END = ("transcript", "error")
-TTS_END = ("audio-stop", "error")
 WRONG_KEY = "sk_live_this_key_was_revoked_0123456789"
 
 

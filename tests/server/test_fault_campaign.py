@@ -69,6 +69,9 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from tests.conftest import TEST_KEY, describe, stop_process, wait_for_port
 from tests.server.conftest import (
     SERVER_TEST_TIMEOUTS,
+    STREAM_END,
+    STT_END,
+    TTS_END,
     WAIT,
     RunningServer,
     audio_events,
@@ -89,9 +92,6 @@ from wyoming_60db.emulator import Emulator, Fault
 from wyoming_60db.emulator.settings import FaultService
 from wyoming_60db.sixtydb.limits import MAX_TEXT_CHARS, STT_CONCURRENCY, TTS_CONCURRENCY
 
-STT_END = ("transcript", "error")
-TTS_END = ("audio-stop", "error")
-STREAM_END = ("synthesize-stopped", "error")
 # Short 60db bounds, so a stall is reported in about a second (the defaults,
 # SERVER_TIMEOUTS, are 5-10 s: the same code path, only slower).
 SHORT = dataclasses.replace(

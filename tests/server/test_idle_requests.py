@@ -15,6 +15,8 @@ from tests.server.conftest import (
     CHUNK_BYTES,
     RATE,
     SERVER_TEST_TIMEOUTS,
+    STREAM_END,
+    STT_END,
     WAIT,
     RunningServer,
     error_of,
@@ -28,8 +30,6 @@ from wyoming_60db.emulator import Emulator
 
 IDLE = 0.5  # seconds: far shorter than the defaults (10 s / 30 s), same code path
 SHORT_IDLE = dataclasses.replace(SERVER_TEST_TIMEOUTS, stt_audio_idle=IDLE, tts_text_idle=IDLE)
-STT_END = ("transcript", "error")
-TTS_END = ("synthesize-stopped", "error")
 
 
 def slots_free(server: RunningServer) -> tuple[int, int]:
@@ -94,7 +94,7 @@ async def test_quiet_streaming_synthesis_times_out(emulator: Emulator) -> None:
         async with asyncio.timeout(WAIT), server.client() as client:
             await client.write_event(SynthesizeStart().event())
             await client.write_event(SynthesizeChunk(text="Hello there. ").event())
-            events = await read_until(client, TTS_END)
+            events = await read_until(client, STREAM_END)
         text, code = error_of(events)
         assert (text, code) == ("no text from the client for 0.5 s", "timeout")
         assert "audio-start" in types(events)  # the first sentence was spoken meanwhile
@@ -111,7 +111,7 @@ async def test_slow_but_steady_text_is_not_idle(emulator: Emulator) -> None:
                 await client.write_event(SynthesizeChunk(text=word).event())
                 await asyncio.sleep(IDLE / 2)
             await client.write_event(SynthesizeStop().event())
-            events = await read_until(client, TTS_END)
+            events = await read_until(client, STREAM_END)
         assert events[-1].type == "synthesize-stopped", types(events)
         await all_slots_free(server)
 

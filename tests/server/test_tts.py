@@ -16,6 +16,7 @@ from wyoming.tts import (
 )
 
 from tests.server.conftest import (
+    STREAM_END,
     RunningServer,
     audio_of,
     error_of,
@@ -31,7 +32,6 @@ from wyoming_60db.emulator import DEFAULT_VOICE_ID, Emulator, Fault
 from wyoming_60db.emulator.tonecode import normalize
 
 PLAIN_END = ("audio-stop", "error")
-STREAM_END = ("synthesize-stopped", "error")
 ARJUN = "2b6c1c1e-3f0a-4c55-9d1e-7a4f5b9e0c01"
 LUCIA = "9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e04"
 
