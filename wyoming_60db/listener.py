@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import urlparse
 
@@ -60,6 +60,10 @@ class _Connections:
             writer.close()
 
 
+Bind = Callable[[Callable[[], EventProtocol]], Awaitable[asyncio.AbstractServer]]
+"""Opens the listening socket with a protocol factory (``loop.create_server`` and the like)."""
+
+
 class _Listening:
     """What both listeners add to wyoming's servers: accept with our protocol, end all at stop."""
 
@@ -69,14 +73,10 @@ class _Listening:
         self._limits = limits
         self._connections: _Connections | None = None
 
-    async def listen(self, factory: ConnectionFactory) -> None:
-        """Accept connections; each is read by an :class:`EventProtocol` and run by ``factory``."""
+    async def _listen_with(self, bind: Bind, factory: ConnectionFactory) -> None:
         connections = _Connections(self._limits, factory)
-        self._server = await self._bind(connections.protocol)
+        self._server = await bind(connections.protocol)
         self._connections = connections
-
-    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
-        raise NotImplementedError
 
     def _close(self) -> None:
         if self._server is not None:
@@ -92,8 +92,12 @@ class TcpListener(_Listening, AsyncTcpServer):
         super().__init__(host, port)
         self._init_listening(limits)
 
-    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
-        return await asyncio.get_running_loop().create_server(protocol, self.host, self.port)
+    async def listen(self, factory: ConnectionFactory) -> None:
+        """Accept connections; each is read by an :class:`EventProtocol` and run by ``factory``."""
+        loop = asyncio.get_running_loop()
+        await self._listen_with(
+            lambda protocol: loop.create_server(protocol, self.host, self.port), factory
+        )
 
     async def stop(self) -> None:
         self._close()
@@ -106,10 +110,12 @@ class UnixListener(_Listening, AsyncUnixServer):
         super().__init__(path)
         self._init_listening(limits)
 
-    async def _bind(self, protocol: Callable[[], EventProtocol]) -> asyncio.AbstractServer:
+    async def listen(self, factory: ConnectionFactory) -> None:
+        """Accept connections; each is read by an :class:`EventProtocol` and run by ``factory``."""
         self.socket_path.unlink(missing_ok=True)  # left behind by an earlier run
         loop = asyncio.get_running_loop()
-        return await loop.create_unix_server(protocol, str(self.socket_path))
+        path = str(self.socket_path)
+        await self._listen_with(lambda protocol: loop.create_unix_server(protocol, path), factory)
 
     async def stop(self) -> None:
         self._close()
