@@ -1,7 +1,8 @@
 """Benchmark: latency the Wyoming server adds, its CPU and its memory (figures, not a test).
 
-Run with ``.venv/bin/python bench/latency.py`` (about seven minutes), or with
-``--cpu-only`` for the CPU figures alone (about a minute).
+Run with ``.venv/bin/python bench/latency.py`` (about nine minutes), with
+``--cpu-only`` for the CPU figures alone (about a minute), or with
+``--end-of-speech`` for the turn-end figures alone (about two minutes).
 
 The server runs as a subprocess, exactly as ``wyoming-60db`` would, in front of
 the emulator (in this process) with the latencies of the issue: 100 ms for every
@@ -281,6 +282,158 @@ async def sleep_until(moment: float) -> None:
         await asyncio.sleep(delay)
 
 
+# --------------------------------------------------------------------------- end of speech
+
+EOS_RUNS = 10
+COMMAND = "turn on the kitchen light"  # 1.5 s of tone code
+CLIENT_VAD_SILENCE = 0.7  # Home Assistant's VAD: 0.7 s of silence, then audio-stop
+EOS_SILENCE = 3.0  # silence streamed after the command (more than any wait)
+
+
+@dataclass(frozen=True)
+class EndOfSpeech:
+    """One request: seconds from the end of speech to the transcript and to 60db's final."""
+
+    transcript: float
+    speech_final: float  # when the emulator sent the canonical final
+    text: str
+
+
+async def end_of_speech(
+    port: int, emulator: Emulator, *, client_vad: bool, transcribe: Transcribe
+) -> EndOfSpeech:
+    """The command, then silence, at real time, reading while uploading (HA 2026.10+).
+
+    ``client_vad``: ``audio-stop`` after 0.7 s of silence, as Home Assistant's
+    own VAD sends it; otherwise the client streams until the ``transcript``
+    comes and hangs up at once.
+    """
+    speech = tonecode.encode(COMMAND, RATE).astype("<i2").tobytes()
+    pcm = speech + bytes(int(EOS_SILENCE * RATE) * 2)
+    speech_chunks = math.ceil(len(speech) / 320)
+    stop_after = speech_chunks + round(CLIENT_VAD_SILENCE / CHUNK_SECONDS)
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(transcribe.event())
+        await client.write_event(AudioStart(RATE, 2, 1).event())
+        reader = asyncio.create_task(read_until(client, "transcript"))
+        moments = REAL_TIME.moments(time.perf_counter(), math.ceil(len(pcm) / 320))
+        speech_ended = moments[speech_chunks]  # the first chunk of silence goes out
+        for index, moment in enumerate(moments):
+            if reader.done():
+                break
+            if client_vad and index == stop_after:
+                await client.write_event(AudioStop().event())
+                break
+            await sleep_until(moment)
+            chunk = pcm[index * 320 : (index + 1) * 320]
+            await client.write_event(AudioChunk(RATE, 2, 1, chunk).event())
+        events = await asyncio.wait_for(reader, 10)
+    arrived, transcript = events[-1]
+    # This request's final: the newest one sent before its transcript arrived
+    # (two servers share the emulator, so the newest session may be the other's).
+    speech_final = max(
+        sent
+        for record in emulator.stt_sessions
+        for sent in record.canonical_sent_at[:1]
+        if sent <= arrived
+    )
+    return EndOfSpeech(
+        transcript=arrived - speech_ended,
+        speech_final=speech_final - speech_ended,
+        text=transcript.data["text"],
+    )
+
+
+@dataclass(frozen=True)
+class EndOfSpeechRow:
+    name: str
+    runs: list[EndOfSpeech]
+
+    def transcript(self, quantile: float = 0.5) -> float:
+        return percentile([run.transcript for run in self.runs], quantile)
+
+    def over_final(self, quantile: float = 0.5) -> float:
+        return percentile([run.transcript - run.speech_final for run in self.runs], quantile)
+
+    def line(self) -> str:
+        texts = {run.text for run in self.runs}
+        return (
+            f"| {self.name} | {self.transcript() * 1000:.0f} | {self.transcript(0.95) * 1000:.0f} "
+            f"| {percentile([r.speech_final for r in self.runs], 0.5) * 1000:.0f} "
+            f"| {self.over_final() * 1000:+.1f} / {self.over_final(0.95) * 1000:+.1f} "
+            f"| {', '.join(sorted(texts))} |"
+        )
+
+
+def percentile(values: list[float], quantile: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(quantile * (len(ordered) - 1)))]
+
+
+async def end_of_speech_figures() -> list[EndOfSpeechRow]:
+    """(a) the client's VAD against (b) 60db's end of utterance, and the sensitivities."""
+    scenarios = [
+        ("(a) client VAD: audio-stop after 0.7 s, server --no-endpointing", True, Transcribe()),
+        ("(b) 60db endpointing, default (500 ms)", False, Transcribe()),
+        ("(b) aggressive (300 ms)", False, Transcribe(vad_sensitivity="aggressive")),
+        ("(b) relaxed (1,000 ms)", False, Transcribe(vad_sensitivity="relaxed")),
+        (
+            "(b) default + context (transcript_names)",
+            False,
+            Transcribe(transcript_names=["Küchenlicht", "Zorbulon lamp"]),
+        ),
+    ]
+    rows: list[EndOfSpeechRow] = []
+    async with (
+        Emulator(emulator_settings()) as emulator,
+        server_for(emulator.base_url, "--no-endpointing") as vad_server,
+        server_for(emulator.base_url) as endpointing_server,
+    ):
+        for name, client_vad, transcribe in scenarios:
+            port = vad_server.port if client_vad else endpointing_server.port
+            runs = []
+            for _ in range(EOS_RUNS):
+                runs.append(
+                    await end_of_speech(
+                        port, emulator, client_vad=client_vad, transcribe=transcribe
+                    )
+                )
+                await asyncio.sleep(0.3)  # the pool refills between requests
+            rows.append(EndOfSpeechRow(name, runs))
+    return rows
+
+
+def print_end_of_speech(rows: list[EndOfSpeechRow]) -> None:
+    print()
+    print(
+        "End of speech → transcript (1.5 s command, then silence, real time; "
+        f"{EOS_RUNS} runs each; ms from the end of speech)"
+    )
+    print()
+    print(
+        "| path | transcript, median | p95 | emulator's speech_final, median "
+        "| transcript over speech_final, median / p95 | text |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(row.line())
+    client_vad, default = rows[0], rows[1]
+    aggressive, context = rows[2], rows[4]
+    saving = client_vad.transcript() - default.transcript()
+    target = CLIENT_VAD_SILENCE - 0.5 + FINALIZE_LATENCY - 0.05
+    print()
+    print(
+        f"(a) - (b): {saving * 1000:.0f} ms saved per turn (target ≥ {target * 1000:.0f} ms "
+        f"= (0.7 s - 500 ms) + {FINALIZE_LATENCY * 1000:.0f} ms finalisation - 50 ms); "
+        f"(b) over 60db's speech_final: {default.over_final() * 1000:+.1f} ms median, "
+        f"{default.over_final(0.95) * 1000:+.1f} ms p95 (target ≤ +30 ms); "
+        f"aggressive {aggressive.transcript() * 1000:.0f} ms < default "
+        f"{default.transcript() * 1000:.0f} ms; a context costs "
+        f"{(context.transcript() - default.transcript()) * 1000:+.0f} ms (the emulator models "
+        "60db's refinement at 240 ms, waited for up to 300 ms)"
+    )
+
+
 # --------------------------------------------------------------------------- the backend alone
 
 
@@ -494,7 +647,10 @@ async def cpu_per_audio_second() -> CpuFigures:
     """8 concurrent 10 s STT streams, staggered as real clients are."""
     pcm = cpu_stream_pcm()
     schedules = staggered(CPU_STREAMS)
-    async with emulator_and_server() as (api_url, server):
+    # The cost of streaming 10 s to 60db: with endpointing the server would
+    # end each turn after the first phrase and stop sending (cheaper, but not
+    # the figure this row tracks).
+    async with emulator_and_server("--no-endpointing") as (api_url, server):
         await stt_finalisation(server.port, speech_pcm("warm up.", 1.0))
         before = server.cpu_seconds()
         await asyncio.gather(*(stt_finalisation(server.port, pcm, s) for s in schedules))
@@ -685,8 +841,12 @@ def cpu_line(cpu: CpuFigures) -> str:
     )
 
 
-async def main(cpu_only: bool) -> None:
+async def main(cpu_only: bool, end_of_speech_only: bool) -> None:
     started = time.perf_counter()
+    if end_of_speech_only:
+        print_end_of_speech(await end_of_speech_figures())
+        print(f"(benchmark took {time.perf_counter() - started:.0f} s)")
+        return
     if cpu_only:
         print("Measuring CPU (8 concurrent 10 s STT streams) ...", flush=True)
         print(cpu_line(await cpu_per_audio_second()))
@@ -698,6 +858,8 @@ async def main(cpu_only: bool) -> None:
     cpu = await cpu_per_audio_second()
     print(f"Measuring memory over {MEMORY_REQUESTS} requests ...", flush=True)
     memory = await memory_figures()
+    print("Measuring end of speech → transcript ...", flush=True)
+    end_of_speech_rows = await end_of_speech_figures()
 
     print()
     print(
@@ -721,8 +883,14 @@ async def main(cpu_only: bool) -> None:
         f"TTS one sentence ({tts_chars} chars) ≈ ${tts_chars * TTS_PRICE_PER_CHAR:.6f} "
         "(estimate: 60db's TTS WebSocket sends no billing summary; $0.02 per 1,000 chars)"
     )
+    print_end_of_speech(end_of_speech_rows)
     print(f"(benchmark took {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(cpu_only="--cpu-only" in sys.argv[1:]))
+    asyncio.run(
+        main(
+            cpu_only="--cpu-only" in sys.argv[1:],
+            end_of_speech_only="--end-of-speech" in sys.argv[1:],
+        )
+    )

@@ -10,19 +10,26 @@ import pytest
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData, section
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sixtydb.const import (
     CONF_API_URL,
+    CONF_ENDPOINTING,
+    CONF_LOW_BALANCE,
+    CONF_MAX_COMMAND_SECONDS,
+    CONF_NO_SPEECH_SECONDS,
     CONF_SIMILARITY,
     CONF_SPEED,
     CONF_STABILITY,
     CONF_STT_ENCODING,
     CONF_STT_LANGUAGES,
+    CONF_VAD_SENSITIVITY,
+    CONF_VOCABULARY,
     CONF_VOICE,
     DOMAIN,
     SECTION_ADVANCED,
+    SECTION_END_OF_SPEECH,
 )
 from wyoming_60db.emulator import Emulator
 from wyoming_60db.sixtydb import DEFAULT_API_URL, DEFAULT_VOICE_ID
@@ -267,8 +274,23 @@ async def test_reconfigure_refuses_another_account(
     assert result["reason"] == "wrong_account"
 
 
+def _suggested(schema: Any) -> dict[str, Any]:
+    """The values a form shows, sections nested as the frontend gets them."""
+    shown: dict[str, Any] = {}
+    for key, value in schema.schema.items():
+        if isinstance(value, section):
+            shown[str(key)] = _suggested(value.schema)
+        else:
+            shown[str(key)] = (key.description or {}).get("suggested_value")
+    return shown
+
+
 async def test_options(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
-    """Options offer the account's voices and languages and are saved as given."""
+    """Options offer the account's voices and languages and are saved as given, flat.
+
+    The end-of-speech options come in a folded section of the form; they are
+    stored beside the others, where the entities read them.
+    """
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
@@ -276,25 +298,102 @@ async def test_options(hass: HomeAssistant, setup_entry: MockConfigEntry) -> Non
     voice_selector = next(v for k, v in schema.items() if k == CONF_VOICE)
     voice_ids = [option["value"] for option in voice_selector.config["options"]]
     assert DEFAULT_VOICE_ID in voice_ids
+    end_of_speech = next(v for k, v in schema.items() if k == SECTION_END_OF_SPEECH)
+    assert isinstance(end_of_speech, section)
+    assert end_of_speech.options["collapsed"] is True
+    shown = _suggested(result["data_schema"])
+    assert shown[SECTION_END_OF_SPEECH] == {
+        CONF_ENDPOINTING: True,
+        CONF_VAD_SENSITIVITY: "default",
+        CONF_MAX_COMMAND_SECONDS: 15.0,
+        CONF_NO_SPEECH_SECONDS: 8.0,
+    }
+    assert (shown[CONF_VOCABULARY], shown[CONF_LOW_BALANCE]) == (False, 0.0)
 
     too_many = ["en", "hi", "es", "fr", "de", "it"]
-    options = {
+    end_of_speech_input = {
+        CONF_ENDPOINTING: False,
+        CONF_VAD_SENSITIVITY: "relaxed",
+        CONF_MAX_COMMAND_SECONDS: 20,
+        CONF_NO_SPEECH_SECONDS: 5,
+    }
+    user_input = {
         CONF_STT_LANGUAGES: too_many,
         CONF_STT_ENCODING: "mulaw",
+        CONF_VOCABULARY: True,
+        SECTION_END_OF_SPEECH: end_of_speech_input,
         CONF_VOICE: voice_ids[-1],
         CONF_SPEED: 1.25,
         CONF_STABILITY: 40,
         CONF_SIMILARITY: 90,
+        CONF_LOW_BALANCE: 2.5,
     }
-    result = await hass.config_entries.options.async_configure(result["flow_id"], options)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_STT_LANGUAGES: "too_many_languages"}
+    # The form comes back with what was entered, the section included.
+    assert _suggested(result["data_schema"])[SECTION_END_OF_SPEECH] == end_of_speech_input
 
-    options[CONF_STT_LANGUAGES] = ["en", "hi"]
-    result = await hass.config_entries.options.async_configure(result["flow_id"], options)
+    user_input[CONF_STT_LANGUAGES] = ["en", "hi"]
+    result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert setup_entry.options == options
+    expected = {k: v for k, v in user_input.items() if k != SECTION_END_OF_SPEECH}
+    assert setup_entry.options == {**expected, **end_of_speech_input}
     assert setup_entry.state is ConfigEntryState.LOADED
+
+    # Opened again, the form shows the stored options in their places.
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    shown = _suggested(result["data_schema"])
+    assert shown[SECTION_END_OF_SPEECH] == end_of_speech_input
+    assert (shown[CONF_VOCABULARY], shown[CONF_LOW_BALANCE]) == (True, 2.5)
+    await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (CONF_MAX_COMMAND_SECONDS, 2),  # would cut ordinary commands
+        (CONF_MAX_COMMAND_SECONDS, 61),
+        (CONF_NO_SPEECH_SECONDS, 1),
+        (CONF_VAD_SENSITIVITY, "sleepy"),
+    ],
+)
+async def test_options_refuse_values_out_of_range(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, key: str, value: Any
+) -> None:
+    """The selectors bound the end-of-speech values; nothing out of range is stored.
+
+    The same input with the value in range is then accepted, so the refusal
+    was that value's.
+    """
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    voices = next(v for k, v in result["data_schema"].schema.items() if k == CONF_VOICE)
+    end_of_speech = {
+        CONF_ENDPOINTING: True,
+        CONF_VAD_SENSITIVITY: "aggressive",
+        CONF_MAX_COMMAND_SECONDS: 15,
+        CONF_NO_SPEECH_SECONDS: 8,
+    }
+    user_input = {
+        CONF_STT_ENCODING: "linear",
+        CONF_VOCABULARY: True,
+        SECTION_END_OF_SPEECH: end_of_speech,
+        CONF_VOICE: voices.config["options"][0]["value"],
+        CONF_SPEED: 1.0,
+        CONF_STABILITY: 50,
+        CONF_SIMILARITY: 75,
+        CONF_LOW_BALANCE: 0,
+    }
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {**user_input, SECTION_END_OF_SPEECH: {**end_of_speech, key: value}},
+        )
+    assert setup_entry.options == {}
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert setup_entry.options[CONF_VAD_SENSITIVITY] == "aggressive"
 
 
 async def test_options_need_a_loaded_entry(

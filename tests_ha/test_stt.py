@@ -4,6 +4,9 @@ Tone-coded speech is streamed in 10 ms chunks at real time (what a voice
 satellite sends through Home Assistant), through what the pipeline calls:
 ``internal_async_process_audio_stream`` where it exists (2026.x), else
 ``async_process_audio_stream``.
+
+With endpointing (the default) the entity answers when 60db ends the
+utterance; tests of what Home Assistant's own VAD decides switch it off.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -24,12 +28,23 @@ from homeassistant.components import stt
 from homeassistant.components.tts.entity import TTSAudioRequest
 from homeassistant.components.tts.helper import get_engine_instance
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sixtydb import stt as sixtydb_stt
 from custom_components.sixtydb.audio import wav_file
-from custom_components.sixtydb.const import CONF_STT_ENCODING, CONF_STT_LANGUAGES, DOMAIN
+from custom_components.sixtydb.const import (
+    CONF_ENDPOINTING,
+    CONF_MAX_COMMAND_SECONDS,
+    CONF_NO_SPEECH_SECONDS,
+    CONF_STT_ENCODING,
+    CONF_STT_LANGUAGES,
+    CONF_VAD_SENSITIVITY,
+    CONF_VOCABULARY,
+    DOMAIN,
+)
 from custom_components.sixtydb.issues import no_credits_issue_id
 from wyoming_60db.emulator import Emulator, Fault, SttRecord, tonecode
 
@@ -48,6 +63,8 @@ COMMAND = f"{PHRASE} {SECOND_PHRASE}"
 CHUNK_MS = 10  # what the assist pipeline sends: 320 bytes at 16 kHz, 16-bit mono
 CLOSE_DELAY = 0.15  # a close handshake as slow as a real network round trip
 HAS_PARTIALS = sixtydb_stt.HAS_PARTIAL_RESULTS
+HAS_AUDIO_PROCESSING = sixtydb_stt.HAS_AUDIO_PROCESSING
+UTTERANCE_END = {"aggressive": 0.3, "default": 0.5, "relaxed": 1.0}  # seconds of silence
 
 
 def _metadata(
@@ -77,6 +94,15 @@ def _speech(*phrases: str, rate: int = 16000, pause: float = 1.0) -> bytes:
     return np.concatenate(parts).astype("<i2").tobytes()
 
 
+def _silence(seconds: float, rate: int = 16000) -> bytes:
+    return bytes(2 * round(rate * seconds))
+
+
+def _set_options(hass: HomeAssistant, entry: MockConfigEntry, **options: Any) -> None:
+    """Change some options; the entity reads them at its next request."""
+    hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
+
+
 @dataclass
 class Feed:
     """Audio as Home Assistant's pipeline delivers it: 10 ms chunks at real time.
@@ -89,8 +115,10 @@ class Feed:
     rate: int = 16000
     frame_bytes: int = 2  # width * channels
     wait_for_audio: Emulator | None = None  # hold the second half until 60db has audio
+    mark: int | None = None  # a byte offset (the end of speech): when was it yielded?
     yielded: int = 0
     last_chunk_at: float | None = None
+    mark_at: float | None = None
     chunk_bytes: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +144,9 @@ class Feed:
             self.yielded = index + 1
             if self.yielded == self.chunks:
                 self.last_chunk_at = loop.time()
+            reached = self.mark is not None and self.yielded * self.chunk_bytes >= self.mark
+            if reached and self.mark_at is None:
+                self.mark_at = loop.time()
             yield self.audio[index * self.chunk_bytes : (index + 1) * self.chunk_bytes]
 
 
@@ -190,8 +221,10 @@ async def test_two_phrase_command_at_real_time(
 
     Where Home Assistant takes partial results (2026.11+), the first phrase
     comes back as a PartialSpeechResult while the user is still speaking,
-    and the final transcript is the one SpeechResult, last.
+    and the final transcript is the one SpeechResult, last. Home Assistant's
+    VAD ends the turn here: 60db's would end it at the 1 s pause.
     """
+    _set_options(hass, setup_entry, **{CONF_ENDPOINTING: False})
     feed = Feed(_speech(PHRASE, SECOND_PHRASE))
     result, seen = await bounded(_process_and_watch(_entity(hass), _metadata(), feed), 30)
 
@@ -294,6 +327,30 @@ async def test_http_api(
     assert _used_session(emulator).ended == "stopped"
 
 
+async def test_http_api_transcribes_a_whole_recording(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, hass_client, emulator: Emulator
+) -> None:
+    """A WAV upload is a recording, not a live turn: a long pause does not end it."""
+    client = await hass_client()
+    recording = _speech(PHRASE, SECOND_PHRASE, pause=1.5) + _silence(1.0)
+    response = await bounded(
+        client.post(
+            f"/api/stt/{STT_ENTITY}",
+            data=wav_file(recording, 16000),
+            headers={
+                "X-Speech-Content": (
+                    "format=wav; codec=pcm; sample_rate=16000; bit_rate=16; channel=1; language=en"
+                )
+            },
+        )
+    )
+    assert response.status == HTTPStatus.OK
+    assert await response.json() == {"text": COMMAND, "result": "success"}
+    session = _used_session(emulator)
+    assert session.transcripts == [PHRASE, SECOND_PHRASE]
+    assert len(session.audio) == len(recording)
+
+
 async def test_no_credits_is_an_error_result_and_a_repair_issue(
     hass: HomeAssistant, cold_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
@@ -363,6 +420,7 @@ async def test_closing_the_generator_early_ends_everything(
     hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
     """A consumer that stops after the first partial leaves no task and no session behind."""
+    _set_options(hass, setup_entry, **{CONF_ENDPOINTING: False})  # one turn, two phrases
     emulator.settings.close_delay = CLOSE_DELAY
     client = setup_entry.runtime_data.client
     feed = Feed(_speech(PHRASE, SECOND_PHRASE))
@@ -482,6 +540,23 @@ async def test_audio_that_goes_quiet_ends_the_request(
     await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
 
 
+async def test_a_stream_that_never_starts_opens_no_session(
+    hass: HomeAssistant, impatient_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """No first chunk within stt_audio_idle: ERROR, and no 60db session was started."""
+    never = asyncio.Event()
+
+    async def silent() -> AsyncIterator[bytes]:
+        await never.wait()
+        yield b""  # pragma: no cover
+
+    result = await bounded(_process(_entity(hass), _metadata(), silent()))
+    assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+    assert not any(session.start for session in emulator.stt_sessions)
+    assert impatient_entry.runtime_data.client.free_slots("stt") == 8
+    await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
+
+
 async def test_sends_60_ms_frames(
     hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
@@ -529,3 +604,229 @@ async def test_a_dropped_connection_mid_utterance_is_recovered(
     assert started[-1].transcripts == [command]
     client = setup_entry.runtime_data.client
     await wait_for(lambda: client.free_slots("stt") == 8, "every STT slot given back")
+
+
+# --------------------------------------------------------------------------- end of speech
+
+
+@pytest.mark.parametrize("sensitivity", ["aggressive", "default", "relaxed"])
+async def test_endpointing_answers_when_60db_ends_the_utterance(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator, sensitivity: str
+) -> None:
+    """The transcript comes utterance_end_ms after the speech, while the audio goes on.
+
+    The stream (the command, then 3 s of silence) is read no further once the
+    result is there, and the session is still stopped and billed.
+    """
+    _set_options(hass, setup_entry, **{CONF_VAD_SENSITIVITY: sensitivity})
+    client = setup_entry.runtime_data.client
+    billed = client.usage.stt_sessions
+    speech = _speech(PHRASE)
+    edge = len(_silence(0.2))  # _speech ends with 200 ms of silence
+    feed = Feed(speech + _silence(3.0), mark=len(speech) - edge)
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    answered_at, answered_perf = asyncio.get_running_loop().time(), time.perf_counter()
+
+    assert result == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)
+    session = _used_session(emulator)
+    assert feed.mark_at is not None
+    latency = answered_at - feed.mark_at
+    added = answered_perf - session.canonical_sent_at[0]
+    silence = UTTERANCE_END[sensitivity]
+    print(
+        f"{sensitivity}: transcript {latency * 1000:.0f} ms after the end of speech, "
+        f"{added * 1000:.1f} ms after 60db sent speech_final"
+    )
+    # 60db's silence (plus a 60 ms frame), and soon after 60db's final: tens of
+    # milliseconds here (printed with -s), bounded loosely for a busy CI machine,
+    # yet far from the stream's end 3 s later.
+    assert silence - 0.05 <= latency <= silence + 0.75, f"{latency:.3f} s after the speech"
+    assert 0 <= added <= 0.5, f"{added * 1000:.1f} ms after 60db's speech_final"
+    taken = feed.yielded
+    assert taken < feed.chunks, "the entity waited for the end of the stream"
+    await asyncio.sleep(0.1)  # 10 chunks' worth of real time
+    assert feed.yielded == taken, "the stream was read after the turn ended"
+
+    assert session.config is not None
+    assert session.config["utterance_end_ms"] == round(silence * 1000)
+    await wait_for(lambda: session.ended == "stopped", "session stopped in the background")
+    await wait_for(lambda: client.usage.stt_sessions == billed + 1, "the session's bill counted")
+    await wait_for(lambda: client.free_slots("stt") == 8, "STT slot given back")
+    await wait_for(lambda: not request_tasks(), f"tasks left running: {request_tasks()}")
+
+
+async def test_a_short_pause_does_not_cut_the_command(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A 250 ms pause inside a command keeps it one turn at the default 500 ms."""
+    speech = _speech(PHRASE, SECOND_PHRASE, pause=0.25)
+    feed = Feed(speech + _silence(3.0))
+    result, seen = await bounded(_process_and_watch(_entity(hass), _metadata(), feed))
+    assert result == stt.SpeechResult(COMMAND, stt.SpeechResultState.SUCCESS)
+    assert feed.yielded < feed.chunks
+    assert _used_session(emulator).transcripts == [COMMAND]
+    if HAS_PARTIALS:  # partials (if any) come first, then exactly one final result
+        assert seen[-1].result is result
+        partials = [s.result for s in seen[:-1]]
+        assert all(isinstance(p, stt.PartialSpeechResult) for p in partials), partials
+        assert all(COMMAND.startswith(p.text) for p in partials), partials
+
+
+async def test_without_endpointing_the_stream_ends_the_turn(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """Switched off: 60db's end of utterance is not the answer; the stream's end is."""
+    _set_options(hass, setup_entry, **{CONF_ENDPOINTING: False})
+    feed = Feed(_speech(PHRASE) + _silence(1.5))
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    answered_at = asyncio.get_running_loop().time()
+    assert result == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)
+    assert feed.yielded == feed.chunks
+    assert feed.last_chunk_at is not None
+    assert answered_at >= feed.last_chunk_at
+    session = _used_session(emulator)
+    assert session.transcripts == [PHRASE]  # 60db's final came long before the end
+    assert session.ended == "stopped"
+
+
+async def test_longest_command_guard_finalises(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A turn still going after max_command_seconds of audio is finalised there."""
+    _set_options(hass, setup_entry, **{CONF_MAX_COMMAND_SECONDS: 1.5})
+    long_command = "turn on the kitchen lights and close the blinds"  # 2.8 s of speech
+    feed = Feed(_speech(long_command) + _silence(2.0))
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    assert result.result is stt.SpeechResultState.SUCCESS
+    # 1.5 s of audio, give or take a 60 ms frame and the 10 ms chunks around it.
+    assert 145 <= feed.yielded <= 165, f"{feed.yielded} chunks read"
+    session = _used_session(emulator)
+    await wait_for(lambda: session.ended == "stopped", "session finalised with stop")
+    assert len(session.audio) <= 1.6 * 32000
+    assert result.text == " ".join(session.transcripts)
+
+
+async def test_no_speech_guard_gives_an_empty_transcript(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """Silence for no_speech_seconds: an empty text (not an error), and the stream left."""
+    _set_options(hass, setup_entry, **{CONF_NO_SPEECH_SECONDS: 1.0})
+    client = setup_entry.runtime_data.client
+    feed = Feed(_silence(4.0))
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    assert result == stt.SpeechResult("", stt.SpeechResultState.SUCCESS)
+    assert 95 <= feed.yielded <= 115, f"{feed.yielded} chunks read"
+    session = _used_session(emulator)
+    await wait_for(lambda: session.ended == "stopped", "session stopped in the background")
+    await wait_for(lambda: client.free_slots("stt") == 8, "STT slot given back")
+
+
+async def test_speech_before_the_no_speech_bound_is_heard(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The no-speech guard counts only until 60db hears a voice."""
+    _set_options(hass, setup_entry, **{CONF_NO_SPEECH_SECONDS: 1.0})
+    feed = Feed(_silence(0.7) + _speech(PHRASE) + _silence(2.0))  # speech starts at 0.9 s
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    assert result == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)
+
+
+async def test_invalid_sensitivity_is_an_error_result(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An option edited into nonsense fails the request clearly, before any session."""
+    _set_options(hass, setup_entry, **{CONF_VAD_SENSITIVITY: "sleepy"})
+    used = len([s for s in emulator.stt_sessions if s.start is not None])
+    with caplog.at_level(logging.WARNING, logger="custom_components.sixtydb"):
+        result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
+    assert result == stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+    assert "sleepy" in caplog.text
+    assert len([s for s in emulator.stt_sessions if s.start is not None]) == used
+
+
+@pytest.mark.skipif(not HAS_AUDIO_PROCESSING, reason="Home Assistant before 2026.10")
+async def test_audio_processing_follows_the_option(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """With endpointing the pipeline is told to run no VAD; without it, to run its own."""
+    entity = _entity(hass)
+    assert entity.audio_processing == stt.SpeechAudioProcessing(
+        requires_external_vad=False,
+        prefers_auto_gain_enabled=True,
+        prefers_noise_reduction_enabled=True,
+    )
+    _set_options(hass, setup_entry, **{CONF_ENDPOINTING: False})
+    assert entity.audio_processing.requires_external_vad is True
+    assert entity.audio_processing.prefers_auto_gain_enabled is True
+
+
+def test_audio_processing_exactly_where_home_assistant_has_it() -> None:
+    """The property is overridden exactly when HA exports SpeechAudioProcessing."""
+    exported = hasattr(stt, "SpeechAudioProcessing")
+    assert sixtydb_stt.HAS_AUDIO_PROCESSING is exported
+    assert ("audio_processing" in vars(sixtydb_stt.SixtyDbSttEntity)) is exported
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+async def _home_with_names(hass: HomeAssistant, entry: MockConfigEntry) -> tuple[str, ...]:
+    """A floor and an area with names a speech model would get wrong; the terms then."""
+    _set_options(hass, entry, **{CONF_VOCABULARY: True})  # off by default
+    fr.async_get(hass).async_create("Dachgeschoss")
+    ar.async_get(hass).async_create("Küchenlicht")
+    vocabulary = entry.runtime_data.vocabulary
+    await wait_for(
+        lambda: {"Dachgeschoss", "Küchenlicht"} <= set(vocabulary.terms),
+        "the home's names in the vocabulary",
+    )
+    return vocabulary.terms
+
+
+async def test_vocabulary_reaches_60db_as_context_terms(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The home's names go to 60db on start; the turn ends on the refined final.
+
+    The emulator sentence-cases its refined final: a transcript that starts
+    with a capital is the canonical one, not the first emit.
+    """
+    terms = await _home_with_names(hass, setup_entry)
+    emulator.settings.stt_llm_refine_text = True
+    feed = Feed(_speech(PHRASE) + _silence(2.0))
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    assert result == stt.SpeechResult("Turn on the kitchen lights", stt.SpeechResultState.SUCCESS)
+    assert feed.yielded < feed.chunks
+    session = _used_session(emulator)
+    assert session.context_terms == list(terms)
+
+
+async def test_a_late_refinement_gives_the_first_final(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """With a context, a refined final later than 0.3 s is not waited for."""
+    await _home_with_names(hass, setup_entry)
+    emulator.settings.stt_llm_refine_text = True
+    emulator.settings.stt_llm_latency_ms = 2000
+    feed = Feed(_speech(PHRASE) + _silence(4.0))
+    result = await bounded(_process(_entity(hass), _metadata(), feed.stream()))
+    assert result == stt.SpeechResult(PHRASE, stt.SpeechResultState.SUCCESS)  # the first emit
+    # 0.5 s of silence, 0.3 s of waiting for the refinement, then no more reading.
+    assert feed.yielded < feed.chunks - 200
+
+
+async def test_vocabulary_off_sends_no_context(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """Switched off, no context goes to 60db (so it sends one final per utterance)."""
+    await _home_with_names(hass, setup_entry)
+    _set_options(hass, setup_entry, **{CONF_VOCABULARY: False})
+    result = await bounded(_process(_entity(hass), _metadata(), Feed(_speech(PHRASE)).stream()))
+    assert result.text == PHRASE
+    session = _used_session(emulator)
+    assert session.start is not None
+    assert "context" not in session.start
+    assert session.context_terms is None

@@ -41,7 +41,7 @@ from .cli import TTS_RATES, Command, env_names, parse_command_line
 from .logs import start_logging
 from .server import demo_settings, serving, wait_for_stop_signal
 from .settings import ServerSettings
-from .sixtydb.limits import STT_ENCODINGS
+from .sixtydb.limits import STT_ENCODINGS, VAD_SENSITIVITIES
 from .startup import start_backend, stop_backend
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class AppOptions:
     stt_encoding: str = "linear"
     tts_sample_rate: int = 16000
     tts_speed: float = 1.0
+    end_of_speech_by_60db: bool = True
+    vad_sensitivity: str = "default"
     debug_logging: bool = False
 
     @classmethod
@@ -91,6 +93,9 @@ class AppOptions:
         encoding = _text(data, "stt_encoding") or options.stt_encoding
         if encoding not in STT_ENCODINGS:
             raise OptionsError(f"stt_encoding must be one of {', '.join(STT_ENCODINGS)}")
+        sensitivity = _text(data, "vad_sensitivity") or options.vad_sensitivity
+        if sensitivity not in VAD_SENSITIVITIES:
+            raise OptionsError(f"vad_sensitivity must be one of {', '.join(VAD_SENSITIVITIES)}")
         return cls(
             api_key=_text(data, "api_key"),
             languages=tuple(code.strip() for code in languages if code.strip()) or ("auto",),
@@ -98,6 +103,8 @@ class AppOptions:
             stt_encoding=encoding,
             tts_sample_rate=_sample_rate(data.get("tts_sample_rate", options.tts_sample_rate)),
             tts_speed=_number(data, "tts_speed", options.tts_speed),
+            end_of_speech_by_60db=_boolean(data, "end_of_speech_by_60db", default=True),
+            vad_sensitivity=sensitivity,
             debug_logging=_boolean(data, "debug_logging"),
         )
 
@@ -135,8 +142,8 @@ def _number(data: Mapping[str, Any], key: str, default: float) -> float:
     return number
 
 
-def _boolean(data: Mapping[str, Any], key: str) -> bool:
-    value = data.get(key, False)
+def _boolean(data: Mapping[str, Any], key: str, *, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
         raise OptionsError(f"{key} must be true or false")
     return value
@@ -165,7 +172,10 @@ def server_arguments(options: AppOptions, uri: str, key_file: Path | None) -> li
         "--stt-encoding", options.stt_encoding,
         "--tts-sample-rate", str(options.tts_sample_rate),
         "--tts-speed", repr(options.tts_speed),
+        "--vad-sensitivity", options.vad_sensitivity,
     ]  # fmt: skip
+    if not options.end_of_speech_by_60db:
+        argv.append("--no-endpointing")
     if options.debug_logging:
         argv.append("--debug")
     return argv

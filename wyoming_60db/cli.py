@@ -32,7 +32,10 @@ from .sixtydb.limits import (
     STT_RATE_FOR_ENCODING,
     TTS_CONCURRENCY,
     TTS_SAMPLE_RATES,
+    VAD_SENSITIVITIES,
+    VAD_SENSITIVITY_MS,
     SttEncoding,
+    VadSensitivity,
 )
 
 ENV_PREFIX: Final = "SIXTYDB_"
@@ -40,6 +43,8 @@ TTS_RATES: Final = tuple(sorted(TTS_SAMPLE_RATES["LINEAR16"]))
 """The rates the server asks 60db for: LINEAR16, what Wyoming's audio events carry."""
 MAX_SECONDS: Final = 3600.0
 """The longest idle timeout accepted: a silent client holds one of the account's few sessions."""
+MAX_INTERVAL: Final = 86400.0
+"""The longest period of a periodic log line: a day."""
 TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 
@@ -55,8 +60,9 @@ Check = Callable[[str, str], Any]
 
 Form = Literal["value", "list", "switch", "name"]
 """``value``: one value. ``list``: repeatable, and comma-separated in the environment.
-``switch``: on or off (``true``/``false`` in the environment). ``name``: an
-optional value, ``const`` when the flag is given bare."""
+``switch``: on or off (``true``/``false`` in the environment); off unless its
+``default`` is ``"true"``, and such a switch also gets a ``--no-…`` flag.
+``name``: an optional value, ``const`` when the flag is given bare."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,11 @@ class Option:
     def env_names(self) -> tuple[str, ...]:
         """Every environment variable this option reads."""
         return (self.env, self.file_env) if self.secret else (self.env,)
+
+    @property
+    def on_by_default(self) -> bool:
+        """A switch that is on unless turned off (``--no-…``, ``false``)."""
+        return self.form == "switch" and self.default in TRUE_WORDS
 
     def help_text(self) -> str:
         """The ``--help`` line: what it does, its variable, its default."""
@@ -196,6 +207,24 @@ def _seconds(text: str, flag: str) -> float:
     return seconds
 
 
+def _interval(text: str, flag: str) -> float:
+    """Seconds between periodic actions; 0 turns them off."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise BadValue(f"{flag}: {text!r} is not a number of seconds") from None
+    if not 0 <= seconds <= MAX_INTERVAL:
+        raise BadValue(f"{flag} must be from 0 (off) to {MAX_INTERVAL:g} seconds")
+    return seconds
+
+
+def _vad_sensitivity(text: str, flag: str) -> VadSensitivity:
+    for sensitivity in VAD_SENSITIVITIES:
+        if text == sensitivity:
+            return sensitivity
+    raise BadValue(f"{flag} must be {_one_of(VAD_SENSITIVITIES)}, not {text!r}")
+
+
 def _share_of(limit: int) -> Check:
     """A share of the account's ``limit`` sessions; not set is the whole account (None)."""
 
@@ -244,6 +273,9 @@ def _sessions_option(service: str, limit: int) -> Option:
     )
 
 
+_SENSITIVITIES_HELP: Final = _one_of(
+    [f"{name} ({VAD_SENSITIVITY_MS[name]} ms)" for name in VAD_SENSITIVITIES]
+)
 _ENCODINGS_HELP: Final = _one_of(
     [f"{encoding} ({STT_RATE_FOR_ENCODING[encoding] // 1000} kHz)" for encoding in STT_ENCODINGS]
 )
@@ -337,6 +369,44 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     _sessions_option("stt", STT_CONCURRENCY),
     _sessions_option("tts", TTS_CONCURRENCY),
+    Option(
+        "--endpointing",
+        "60db hears the end of a command and the transcript goes out at once, before the "
+        "client's audio-stop (Home Assistant 2026.10+ then runs no VAD of its own); "
+        "--no-endpointing waits for the client's audio-stop",
+        form="switch",
+        default="true",
+        default_help="on",
+    ),
+    Option(
+        "--vad-sensitivity",
+        f"How long a pause ends a command, for requests that do not say: {_SENSITIVITIES_HELP}",
+        _vad_sensitivity,
+        default=_DEFAULTS.vad_sensitivity,
+        metavar="NAME",
+    ),
+    Option(
+        "--max-command-seconds",
+        "With endpointing: a command still going after this much audio is finalised",
+        _seconds,
+        default=f"{_DEFAULTS.max_command_seconds:g}",
+        metavar="SECONDS",
+    ),
+    Option(
+        "--no-speech-seconds",
+        "With endpointing: after this much audio without speech the transcript is empty",
+        _seconds,
+        default=f"{_DEFAULTS.no_speech_seconds:g}",
+        metavar="SECONDS",
+    ),
+    Option(
+        "--usage-log-interval",
+        "Log the account's totals since start (STT sessions, audio, cost, credit balance) "
+        "at INFO this often, when they changed; 0 = never",
+        _interval,
+        default=f"{_DEFAULTS.usage_log_interval:g}",
+        metavar="SECONDS",
+    ),
     Option("--debug", "Log DEBUG messages", form="switch"),
     Option(
         "--log-format",
@@ -392,7 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add(parser: argparse.ArgumentParser, option: Option) -> None:
     help_text = option.help_text().replace("%", "%%")  # argparse formats help with %
-    if option.form == "switch":
+    if option.on_by_default:
+        parser.add_argument(
+            option.flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+        )
+    elif option.form == "switch":
         parser.add_argument(option.flag, action="store_true", default=None, help=help_text)
     elif option.form == "list":
         parser.add_argument(option.flag, action="append", metavar=option.metavar, help=help_text)
@@ -436,6 +510,11 @@ def parse_command_line(argv: Sequence[str], environ: Mapping[str, str]) -> Comma
         ),
         stt_concurrency=values.read("stt_sessions"),
         tts_concurrency=values.read("tts_sessions"),
+        endpointing=values.read("endpointing"),
+        vad_sensitivity=values.read("vad_sensitivity"),
+        max_command_seconds=values.read("max_command_seconds"),
+        no_speech_seconds=values.read("no_speech_seconds"),
+        usage_log_interval=values.read("usage_log_interval"),
     )
     return Command(settings, debug=values.read("debug"), log_format=values.read("log_format"))
 
@@ -511,9 +590,10 @@ class _Values:
         return _read_secret(option.file_flag, Path(path), flags[1]), flags[1]
 
     def _switch(self, option: Option) -> bool:
-        if self._given(option.dest):
-            return True
-        raw = self._environ.get(option.env, "").strip().lower()
+        given = self._given(option.dest)  # None, or what --flag / --no-flag said
+        if isinstance(given, bool):
+            return given
+        raw = self._environ.get(option.env, "").strip().lower() or option.default
         if raw not in TRUE_WORDS | FALSE_WORDS:
             raise BadValue(f"{option.env} must be true or false, not {raw!r}")
         return raw in TRUE_WORDS

@@ -22,11 +22,12 @@ from wyoming.tts import Synthesize, SynthesizeChunk
 
 from .connection import Connection, peer_text
 from .event_protocol import EventProtocol
+from .info import PROGRAM_NAME
 from .pcm import PcmFormat
 from .pipeline.aio import cancel_and_wait
 from .sixtydb import SixtyDbClient, SixtyDbError, TtsOptions, Voice
 from .state import Backend
-from .stt_stream import SttStream
+from .stt_stream import SttHints, SttStream
 from .tts_stream import AudioRelay, TtsStream, speak
 from .wire import MalformedEvent, RequestError, decode
 
@@ -99,6 +100,7 @@ class SixtyDbEventHandler(Connection):
         self._routes: dict[str, Callable[[Event], Awaitable[None]]] = {
             "describe": self._on_describe,
             "ping": self._on_ping,
+            "select-program": self._on_select_program,
             "transcribe": self._on_transcribe,
             "audio-start": self._on_audio_start,
             "audio-chunk": self._on_audio_chunk,
@@ -112,7 +114,8 @@ class SixtyDbEventHandler(Connection):
     @property
     def busy(self) -> bool:
         """True while a request is in flight (graceful shutdown waits for it)."""
-        return self._stt is not None or super().busy
+        stt = self._stt
+        return (stt is not None and stt.in_flight) or super().busy
 
     async def route(self, event: Event) -> None:
         route = self._routes.get(event.type)
@@ -161,6 +164,18 @@ class SixtyDbEventHandler(Connection):
     async def _on_ping(self, event: Event) -> None:
         await self._send(Pong(text=decode(Ping.from_event, event).text).event())
 
+    async def _on_select_program(self, event: Event) -> None:
+        # The raw event, not wyoming.info.SelectProgram: wyoming before 1.10 lacks it.
+        name = event.data.get("name")
+        if not isinstance(name, str):
+            raise MalformedEvent("select-program: name is not a string")
+        if name != PROGRAM_NAME:
+            raise RequestError(
+                f"select-program: there is no program {name!r} here; "
+                f"the ASR and TTS programs are both {PROGRAM_NAME!r}",
+                "unknown_program",
+            )
+
     # ------------------------------------------------------------------ STT
 
     async def _on_transcribe(self, event: Event) -> None:
@@ -168,10 +183,13 @@ class SixtyDbEventHandler(Connection):
         language = transcribe.language
         if language is not None and not isinstance(language, str):
             raise MalformedEvent("transcribe: language is not a string")
-        await self._open_stt(language)
+        hints = SttHints.of_transcribe(event.data, self._settings.vad_sensitivity)
+        await self._open_stt(language, hints)
 
-    async def _open_stt(self, language: str | None) -> SttStream:
+    async def _open_stt(self, language: str | None, hints: SttHints | None = None) -> SttStream:
         client = self._client()
+        if hints is None:
+            hints = SttHints.default(self._settings.vad_sensitivity)
         languages = self._backend.catalog.resolve_language(language, self._settings.languages)
         if self._stt is not None:
             await self._stt.aclose()
@@ -182,6 +200,8 @@ class SixtyDbEventHandler(Connection):
             send=self._send,
             on_error=self._on_stream_error,
             idle_timeout=self._settings.timeouts.stt_audio_idle,
+            hints=hints,
+            endpointing=self._settings.stt_endpointing,
         )
         return self._stt
 

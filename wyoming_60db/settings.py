@@ -7,12 +7,19 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .allow import AllowList
+from .pipeline.endpointing import (
+    DEFAULT_MAX_COMMAND_SECONDS,
+    DEFAULT_NO_SPEECH_SECONDS,
+    Endpointing,
+)
 from .sixtydb import DEFAULT_API_URL, ClientConfig, Timeouts
 from .sixtydb.catalog import normalize_language
-from .sixtydb.limits import SttEncoding
+from .sixtydb.limits import SttEncoding, VadSensitivity
 from .wire import EventLimits
 
 DEFAULT_URI: Final = "tcp://0.0.0.0:10300"
+DEFAULT_USAGE_LOG_INTERVAL: Final = 3600.0
+"""An hour: a day of use is at most 24 lines, and an idle server writes none."""
 
 # Home Assistant has no timeouts of its own (home-assistant.md §2), so these
 # are what bounds every wait a request can make.
@@ -54,6 +61,26 @@ class ServerSettings:
     """60db's per-account STT limit, if the plan's differs from the documented 8."""
     tts_concurrency: int | None = None
     """… and the TTS limit (documented: 5)."""
+    endpointing: bool = True
+    """60db ends the turn (``speech_final``) instead of the client's ``audio-stop``."""
+    vad_sensitivity: VadSensitivity = "default"
+    """For requests that name none: how long a pause ends the command."""
+    max_command_seconds: float = DEFAULT_MAX_COMMAND_SECONDS
+    """With endpointing: the longest command, in seconds of audio; then it is finalised."""
+    no_speech_seconds: float = DEFAULT_NO_SPEECH_SECONDS
+    """With endpointing: audio without speech before the transcript is empty."""
+    usage_log_interval: float = DEFAULT_USAGE_LOG_INTERVAL
+    """Seconds between the INFO lines with the account's totals; 0 is never."""
+
+    @property
+    def stt_endpointing(self) -> Endpointing | None:
+        """How a transcription ends its turn by itself; None: only on ``audio-stop``."""
+        if not self.endpointing:
+            return None
+        return Endpointing(
+            max_command_seconds=self.max_command_seconds,
+            no_speech_seconds=self.no_speech_seconds,
+        )
 
     @property
     def default_language(self) -> str:

@@ -27,6 +27,8 @@ async def start_backend(settings: ServerSettings) -> Backend:
         return backend
     await asyncio.gather(_check_account(backend), _load_catalog(backend))
     backend.catalog.start_refreshing()
+    if backend.usage_log is not None:
+        backend.usage_log.start()
     client.prewarm()
     return backend
 
@@ -34,8 +36,13 @@ async def start_backend(settings: ServerSettings) -> Backend:
 async def stop_backend(backend: Backend) -> None:
     """Stop refreshing and close every 60db connection."""
     await backend.catalog.stop()
-    if backend.client is not None:
-        await backend.client.close()
+    try:
+        if backend.client is not None:
+            await backend.client.close()  # sessions still stopping report their billing
+    finally:
+        if backend.usage_log is not None:
+            await backend.usage_log.stop()
+        backend.detach()
 
 
 async def _check_account(backend: Backend) -> None:

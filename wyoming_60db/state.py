@@ -14,6 +14,7 @@ from .catalog_cache import VoiceCatalog
 from .info import build_info
 from .settings import ServerSettings
 from .sixtydb import SixtyDbClient
+from .usage_log import UsageLog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,9 +41,30 @@ class Backend:
             default_language=settings.default_language,
             on_change=self._rebuild_info,
         )
-        self.info_event: Event = self._build_info().event()
+        self._info_event: Event | None = None
         self.accepting = True
         self.connections: set[Connection] = set()
+        # Every request's handshake and billing change the account's totals:
+        # mark `info` stale then, and build it only when a client asks.
+        self._remove_listener = (
+            client.add_listener(self._invalidate_info) if client is not None else None
+        )
+        self.usage_log = (
+            UsageLog(client, settings.usage_log_interval) if client is not None else None
+        )
+
+    @property
+    def info_event(self) -> Event:
+        """The ``info`` answer, from memory (catalog, the account's totals): never the cloud."""
+        if self._info_event is None:
+            self._info_event = self._build_info().event()
+        return self._info_event
+
+    def detach(self) -> None:
+        """Stop following the client's account and usage (shutdown)."""
+        remove, self._remove_listener = self._remove_listener, None
+        if remove is not None:
+            remove()
 
     @property
     def unavailable_reason(self) -> str | None:
@@ -55,12 +77,21 @@ class Backend:
         return None
 
     def _build_info(self) -> Info:
+        client = self.client
         return build_info(
-            self.catalog.current, configured_languages=self.settings.languages, version=__version__
+            self.catalog.current,
+            configured_languages=self.settings.languages,
+            version=__version__,
+            endpointing=self.settings.endpointing,
+            usage=None if client is None else client.usage,
+            account=None if client is None else client.account,
         )
 
+    def _invalidate_info(self) -> None:
+        self._info_event = None
+
     def _rebuild_info(self) -> None:
-        self.info_event = self._build_info().event()
+        self._invalidate_info()
         _LOGGER.info(
             "60db catalog: %d voices, %d STT languages",
             len(self.catalog.current.voices),

@@ -16,6 +16,7 @@ from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -41,21 +42,33 @@ from wyoming_60db.sixtydb.limits import (
     PERCENT_RANGE,
     SPEED_RANGE,
     STT_ENCODINGS,
+    VAD_SENSITIVITIES,
 )
 
 from .api import async_check_account
 from .const import (
     CONF_API_URL,
+    CONF_ENDPOINTING,
+    CONF_LOW_BALANCE,
+    CONF_MAX_COMMAND_SECONDS,
+    CONF_NO_SPEECH_SECONDS,
     CONF_SIMILARITY,
     CONF_SPEED,
     CONF_STABILITY,
     CONF_STT_ENCODING,
     CONF_STT_LANGUAGES,
+    CONF_VAD_SENSITIVITY,
+    CONF_VOCABULARY,
     CONF_VOICE,
     DEFAULTS,
     DOMAIN,
+    END_OF_SPEECH_OPTIONS,
     LOGGER,
+    LOW_BALANCE_RANGE,
+    MAX_COMMAND_SECONDS_RANGE,
+    NO_SPEECH_SECONDS_RANGE,
     SECTION_ADVANCED,
+    SECTION_END_OF_SPEECH,
 )
 from .coordinator import SixtyDbConfigEntry
 
@@ -153,7 +166,7 @@ class SixtyDbConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: SixtyDbConfigEntry) -> SixtyDbOptionsFlow:
-        """Voices, voice settings and STT languages."""
+        """STT languages and end of speech, the vocabulary, voices, the balance warning."""
         return SixtyDbOptionsFlow()
 
     @property
@@ -187,21 +200,41 @@ class SixtyDbOptionsFlow(OptionsFlow):
     """Options that apply at the next request, without a reload."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """One form for STT and TTS settings."""
+        """One form for STT and TTS settings, the end of speech in a section of its own."""
         entry: SixtyDbConfigEntry = self.config_entry
         if entry.state is not ConfigEntryState.LOADED:
             # The voice and language lists come from the running entry's catalog.
             return self.async_abort(reason="entry_not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
-            if len(user_input.get(CONF_STT_LANGUAGES, [])) > MAX_STT_LANGUAGES:
+            options = _flat(user_input)
+            if len(options.get(CONF_STT_LANGUAGES, [])) > MAX_STT_LANGUAGES:
                 errors[CONF_STT_LANGUAGES] = "too_many_languages"
             else:
-                return self.async_create_entry(data=user_input)
-        schema = self.add_suggested_values_to_schema(
-            _options_schema(entry), {**DEFAULTS, **entry.options, **(user_input or {})}
-        )
+                return self.async_create_entry(data=options)
+        shown = {**DEFAULTS, **entry.options, **(_flat(user_input) if user_input else {})}
+        schema = self.add_suggested_values_to_schema(_options_schema(entry), _sectioned(shown))
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)
+
+
+def _flat(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's answer as stored: the section's fields beside the others.
+
+    Flat options keep one way of reading them (``SixtyDbEntity.option``) for
+    every option, whichever part of the form shows it.
+    """
+    options = {key: value for key, value in user_input.items() if key != SECTION_END_OF_SPEECH}
+    options.update(user_input.get(SECTION_END_OF_SPEECH) or {})
+    return options
+
+
+def _sectioned(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored options as the form nests them (the inverse of :func:`_flat`)."""
+    shown = {key: value for key, value in options.items() if key not in END_OF_SPEECH_OPTIONS}
+    shown[SECTION_END_OF_SPEECH] = {
+        key: options[key] for key in END_OF_SPEECH_OPTIONS if key in options
+    }
+    return shown
 
 
 def _options_schema(entry: SixtyDbConfigEntry) -> vol.Schema:
@@ -213,6 +246,24 @@ def _options_schema(entry: SixtyDbConfigEntry) -> vol.Schema:
     voices = [
         SelectOptionDict(value=voice.voice_id, label=voice_label(voice)) for voice in catalog.voices
     ]
+    end_of_speech = vol.Schema(
+        {
+            vol.Required(CONF_ENDPOINTING): BooleanSelector(),
+            vol.Required(CONF_VAD_SENSITIVITY): SelectSelector(
+                SelectSelectorConfig(
+                    options=list(VAD_SENSITIVITIES),
+                    translation_key=CONF_VAD_SENSITIVITY,
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            ),
+            vol.Required(CONF_MAX_COMMAND_SECONDS): _number(
+                *MAX_COMMAND_SECONDS_RANGE, 1, unit="s", mode=NumberSelectorMode.BOX
+            ),
+            vol.Required(CONF_NO_SPEECH_SECONDS): _number(
+                *NO_SPEECH_SECONDS_RANGE, 1, unit="s", mode=NumberSelectorMode.BOX
+            ),
+        }
+    )
     return vol.Schema(
         {
             vol.Optional(CONF_STT_LANGUAGES): SelectSelector(
@@ -227,17 +278,31 @@ def _options_schema(entry: SixtyDbConfigEntry) -> vol.Schema:
                     mode=SelectSelectorMode.DROPDOWN,
                 )
             ),
+            vol.Required(CONF_VOCABULARY): BooleanSelector(),
+            # The defaults suit almost everyone: folded away until wanted.
+            vol.Required(SECTION_END_OF_SPEECH): section(end_of_speech, {"collapsed": True}),
             vol.Required(CONF_VOICE): SelectSelector(
                 SelectSelectorConfig(options=voices, mode=SelectSelectorMode.DROPDOWN)
             ),
             vol.Required(CONF_SPEED): _number(*SPEED_RANGE, 0.05),
             vol.Required(CONF_STABILITY): _number(*PERCENT_RANGE, 1),
             vol.Required(CONF_SIMILARITY): _number(*PERCENT_RANGE, 1),
+            vol.Required(CONF_LOW_BALANCE): _number(
+                *LOW_BALANCE_RANGE, 0.01, unit="USD", mode=NumberSelectorMode.BOX
+            ),
         }
     )
 
 
-def _number(low: float, high: float, step: float) -> NumberSelector:
-    return NumberSelector(
-        NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.SLIDER)
-    )
+def _number(
+    low: float,
+    high: float,
+    step: float,
+    *,
+    unit: str | None = None,
+    mode: NumberSelectorMode = NumberSelectorMode.SLIDER,
+) -> NumberSelector:
+    config = NumberSelectorConfig(min=low, max=high, step=step, mode=mode)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)

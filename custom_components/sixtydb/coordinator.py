@@ -29,6 +29,7 @@ from wyoming_60db.sixtydb.catalog import Catalog, documented_stt_languages
 from .const import CATALOG_REFRESH, DOMAIN, LOGGER
 from .errors import translation_of
 from .issues import async_clear_no_credits, async_report_no_credits
+from .vocabulary import EntryVocabulary
 
 # After a failed refresh, try again soon: entities are unavailable meanwhile.
 RETRY_INTERVAL = timedelta(minutes=1)
@@ -44,10 +45,11 @@ class EntryCatalog(Catalog):
 
 @dataclass(slots=True)
 class SixtyDbData:
-    """``entry.runtime_data``: one client and its catalog per config entry."""
+    """``entry.runtime_data``: one client, its catalog and the home's words per config entry."""
 
     client: SixtyDbClient
     coordinator: CatalogCoordinator
+    vocabulary: EntryVocabulary
 
 
 SixtyDbConfigEntry: TypeAlias = ConfigEntry[SixtyDbData]

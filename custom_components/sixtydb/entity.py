@@ -1,4 +1,4 @@
-"""What the STT and TTS entities share: the "60db" service device and the options."""
+"""What the 60db entities share: the "60db" service device, the options, the credits state."""
 
 from __future__ import annotations
 

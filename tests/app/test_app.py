@@ -116,6 +116,8 @@ def test_sample_options_map_to_the_server_flags(tmp_path: Path) -> None:
         "--stt-encoding", "mulaw",
         "--tts-sample-rate", "24000",
         "--tts-speed", "1.25",
+        "--vad-sensitivity", "relaxed",
+        "--no-endpointing",
         "--debug",
     ]  # fmt: skip
 
@@ -128,6 +130,8 @@ def test_defaults_and_no_key_mean_the_demo() -> None:
             "stt_encoding": "linear",
             "tts_sample_rate": "16000",
             "tts_speed": 1.0,
+            "end_of_speech_by_60db": True,
+            "vad_sensitivity": "default",
             "debug_logging": False,
         }
     )
@@ -151,6 +155,8 @@ def test_server_settings_from_the_sample_options() -> None:
     assert settings.stt_encoding == "mulaw"
     assert settings.tts_sample_rate == 24000
     assert settings.tts_speed == 1.25
+    assert settings.stt_endpointing is None  # the app's option switched it off
+    assert settings.vad_sensitivity == "relaxed"
     assert settings.uri == app.APP_URI
     assert command.debug
 

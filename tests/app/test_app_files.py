@@ -294,7 +294,7 @@ def test_options_and_schema() -> None:
     schema, options = config["schema"], config["options"]
     assert set(schema) == {
         "api_key", "languages", "voice", "stt_encoding", "tts_sample_rate",
-        "tts_speed", "debug_logging",
+        "tts_speed", "end_of_speech_by_60db", "vad_sensitivity", "debug_logging",
     }  # fmt: skip
     for key, element in schema.items():
         check_schema_element(element, key)
@@ -315,6 +315,7 @@ def test_options_and_schema() -> None:
         ("stt_encoding", ["linear", "mulaw"], ["opus"]),
         ("tts_sample_rate", [8000, "16000", 24000, "48000"], [22050, "44100"]),
         ("tts_speed", [0.5, 1, 2.0], [0.4, 2.1]),
+        ("vad_sensitivity", ["default", "relaxed", "aggressive"], ["eager", ""]),
     ],
 )
 def test_schema_types_accept_what_the_server_accepts(

@@ -8,6 +8,7 @@ import socket
 import sys
 
 import aiohttp
+import pytest
 
 from wyoming_60db.emulator.__main__ import build_parser, settings_from_args
 
@@ -48,6 +49,24 @@ def test_new_flags_default_to_current_behaviour() -> None:
     settings = settings_from_args(build_parser().parse_args([]))
     assert settings.close_delay == 0.0
     assert settings.concurrency_counts == "sessions"
+    assert settings.stt_llm_latency_ms == 240  # 60db's documented llm_latency_ms example
+    assert settings.stt_llm_refinement is True
+
+
+def test_llm_flags() -> None:
+    args = build_parser().parse_args(["--llm-latency-ms", "120", "--no-llm-refinement"])
+    settings = settings_from_args(args)
+    assert settings.stt_llm_latency_ms == 120
+    assert settings.stt_llm_refinement is False
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "soon"])
+def test_llm_latency_must_be_a_whole_number_of_ms(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--llm-latency-ms", value])
+    assert "--llm-latency-ms" in capsys.readouterr().err
 
 
 async def test_cli_serves_and_terminates() -> None:

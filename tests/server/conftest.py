@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -15,6 +16,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
+from wyoming.info import Describe, Info
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -190,3 +192,129 @@ def audio_of(events: Iterable[Event]) -> bytes:
 def started_sessions(emulator: Emulator) -> list[SttRecord]:
     """STT sessions that got a ``start`` (warm connections that never did are left out)."""
     return [session for session in emulator.stt_sessions if session.start is not None]
+
+
+# ------------------------------------------------------------------ HA 2026.10+'s STT order
+
+BYTES_PER_SECOND = RATE * 2
+
+
+def pcm_of(*parts: str | float) -> bytes:
+    """Tone-coded phrases (str) and silences (seconds), one after the other."""
+    pieces = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(tonecode.encode(part, RATE).astype("<i2").tobytes())
+        else:
+            pieces.append(bytes(int(RATE * part) * 2))
+    return b"".join(pieces)
+
+
+class HaClient:
+    """Home Assistant 2026.10+'s STT client: a reader task reads while the audio goes out."""
+
+    def __init__(self, client: AsyncTcpClient) -> None:
+        self.client = client
+        self.events: list[Event] = []
+        self.arrived: list[float] = []  # perf_counter() of each event
+        self.answered = asyncio.Event()  # a transcript or an error arrived
+        self.audio_sent = 0  # bytes of audio written so far
+        self.audio_at_answer: float | None = None  # seconds of audio sent when it arrived
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, transcribe: Event | None = None) -> None:
+        await self.client.write_event(transcribe or Transcribe(language="en").event())
+        await self.client.write_event(AudioStart(RATE, 2, 1).event())
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while (event := await self.client.read_event()) is not None:
+            self.arrived.append(time.perf_counter())
+            self.events.append(event)
+            if event.type in STT_END and not self.answered.is_set():
+                self.audio_at_answer = self.audio_sent / BYTES_PER_SECOND
+                self.answered.set()
+
+    async def stream(self, pcm: bytes, *, until_answer: bool = True) -> None:
+        """``pcm`` in 10 ms chunks at real time; stops at the answer when ``until_answer``."""
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        for index, offset in enumerate(range(0, len(pcm), CHUNK_BYTES)):
+            if until_answer and self.answered.is_set():
+                return
+            delay = begin + index * CHUNK_BYTES / BYTES_PER_SECOND - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            chunk = pcm[offset : offset + CHUNK_BYTES]
+            await self.client.write_event(AudioChunk(RATE, 2, 1, chunk).event())
+            self.audio_sent += len(chunk)
+
+    async def audio_stop(self) -> None:
+        await self.client.write_event(AudioStop().event())
+
+    async def answer(self) -> Event:
+        async with asyncio.timeout(WAIT):
+            await self.answered.wait()
+        return next(event for event in self.events if event.type in STT_END)
+
+    async def quiet_for(self, seconds: float) -> list[Event]:
+        """Everything that arrives within ``seconds`` (after the answer: nothing, or a bug)."""
+        seen = len(self.events)
+        await asyncio.sleep(seconds)
+        return self.events[seen:]
+
+    async def describe(self) -> Info:
+        """The connection still works, and nothing was queued before its ``info``."""
+        seen = len(self.events)
+        await self.client.write_event(Describe().event())
+        await eventually(lambda: len(self.events) > seen, "info", WAIT)
+        assert self.events[seen].type == "info", types(self.events[seen:])
+        return Info.from_event(self.events[seen])
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.client.disconnect()
+
+
+@dataclasses.dataclass
+class Turn:
+    """One request as HA 2026.10+ makes it: the events, and when the answer came."""
+
+    events: list[Event]
+    audio_at_answer: float | None
+    answered_at: float | None
+
+    @property
+    def transcripts(self) -> list[Event]:
+        return [event for event in self.events if event.type == "transcript"]
+
+    @property
+    def text(self) -> str:
+        (transcript,) = self.transcripts
+        text: str = transcript.data["text"]
+        return text
+
+
+async def ha_turn(
+    server: RunningServer, pcm: bytes, transcribe: Event | None = None, *, then_stop: bool = True
+) -> Turn:
+    """Stream ``pcm`` at real time, reading meanwhile; hang up at the first transcript.
+
+    When all audio has gone out without an answer, ``audio-stop`` (HA's end of
+    stream) if ``then_stop``, and wait for the answer.
+    """
+    ha = HaClient(server.client())
+    await ha.client.connect()
+    try:
+        async with asyncio.timeout(WAIT):
+            await ha.start(transcribe)
+            await ha.stream(pcm)
+            if not ha.answered.is_set() and then_stop:
+                await ha.audio_stop()
+            await ha.answer()
+    finally:
+        await ha.close()
+    answer_index = next(i for i, e in enumerate(ha.events) if e.type in STT_END)
+    return Turn(ha.events, ha.audio_at_answer, ha.arrived[answer_index])

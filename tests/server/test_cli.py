@@ -22,6 +22,7 @@ from wyoming_60db import __version__
 from wyoming_60db.allow import AllowList
 from wyoming_60db.cli import OPTIONS, parse_command_line
 from wyoming_60db.logs import RedactSecrets
+from wyoming_60db.pipeline.endpointing import Endpointing
 from wyoming_60db.settings import SERVER_TIMEOUTS
 
 KEY = "sk_live_command_line_secret_123"
@@ -42,6 +43,10 @@ def test_defaults() -> None:
     assert settings.zeroconf is None and not settings.demo
     assert settings.allow == AllowList.default()
     assert not command.debug and command.log_format == logging.BASIC_FORMAT
+    assert settings.endpointing and settings.vad_sensitivity == "default"
+    assert (settings.max_command_seconds, settings.no_speech_seconds) == (15.0, 8.0)
+    assert settings.usage_log_interval == 3600.0
+    assert settings.stt_endpointing == Endpointing(max_command_seconds=15.0, no_speech_seconds=8.0)
 
 
 def test_every_flag() -> None:
@@ -53,7 +58,9 @@ def test_every_flag() -> None:
             "--tts-sample-rate", "24000", "--tts-speed", "1.5", "--zeroconf",
             "--allow", "10.1.0.0/16", "--allow", "192.168.5.7", "--debug",
             "--log-format", "%(message)s", "--stt-idle-timeout", "4.5",
-            "--tts-idle-timeout", "60", "--warm-max-idle", "90",
+            "--tts-idle-timeout", "60", "--warm-max-idle", "90", "--no-endpointing",
+            "--vad-sensitivity", "relaxed", "--max-command-seconds", "20",
+            "--no-speech-seconds", "4.5", "--usage-log-interval", "0",
         ],
         {},
     )  # fmt: skip
@@ -69,6 +76,10 @@ def test_every_flag() -> None:
     assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (4.5, 60.0)
     assert settings.timeouts.warm_max_idle == 90.0
     assert settings.timeouts.stt_finalize == SERVER_TIMEOUTS.stt_finalize  # the rest unchanged
+    assert not settings.endpointing and settings.stt_endpointing is None
+    assert settings.vad_sensitivity == "relaxed"
+    assert (settings.max_command_seconds, settings.no_speech_seconds) == (20.0, 4.5)
+    assert settings.usage_log_interval == 0.0
 
 
 def test_every_environment_variable() -> None:
@@ -80,7 +91,9 @@ def test_every_environment_variable() -> None:
         "SIXTYDB_ZEROCONF": "kitchen-60db", "SIXTYDB_ALLOW": "10.0.0.0/8,fd00::/8",
         "SIXTYDB_DEMO": "yes", "SIXTYDB_DEBUG": "1", "SIXTYDB_LOG_FORMAT": "%(levelname)s",
         "SIXTYDB_STT_IDLE_TIMEOUT": "20", "SIXTYDB_TTS_IDLE_TIMEOUT": "15",
-        "SIXTYDB_WARM_MAX_IDLE": "30",
+        "SIXTYDB_WARM_MAX_IDLE": "30", "SIXTYDB_ENDPOINTING": "off",
+        "SIXTYDB_VAD_SENSITIVITY": "aggressive", "SIXTYDB_MAX_COMMAND_SECONDS": "30",
+        "SIXTYDB_NO_SPEECH_SECONDS": "2", "SIXTYDB_USAGE_LOG_INTERVAL": "60",
     }  # fmt: skip
     command = parse_command_line([], env)
     settings = command.settings
@@ -94,6 +107,24 @@ def test_every_environment_variable() -> None:
     assert command.debug and command.log_format == "%(levelname)s"
     assert (settings.timeouts.stt_audio_idle, settings.timeouts.tts_text_idle) == (20.0, 15.0)
     assert settings.timeouts.warm_max_idle == 30.0
+    assert not settings.endpointing and settings.vad_sensitivity == "aggressive"
+    assert (settings.max_command_seconds, settings.no_speech_seconds) == (30.0, 2.0)
+    assert settings.usage_log_interval == 60.0
+
+
+def test_endpointing_is_a_switch_that_is_on_unless_turned_off() -> None:
+    assert parse_command_line([], {}).settings.endpointing
+    assert not parse_command_line(["--no-endpointing"], {}).settings.endpointing
+    assert not parse_command_line([], {"SIXTYDB_ENDPOINTING": "false"}).settings.endpointing
+    assert parse_command_line([], {"SIXTYDB_ENDPOINTING": "yes"}).settings.endpointing
+    # The command line wins over the environment, both ways.
+    assert parse_command_line(["--endpointing"], {"SIXTYDB_ENDPOINTING": "0"}).settings.endpointing
+    argv, env = ["--no-endpointing"], {"SIXTYDB_ENDPOINTING": "1"}
+    assert not parse_command_line(argv, env).settings.endpointing
+    # The switches that are off by default keep their single flag.
+    assert parse_command_line(["--demo"], {}).settings.demo
+    with pytest.raises(SystemExit):
+        parse_command_line(["--no-demo"], {})
 
 
 def test_command_line_wins_over_the_environment() -> None:
@@ -133,6 +164,11 @@ def test_api_key_file(tmp_path: Path) -> None:
         (["--api-key-file", "/nonexistent/key"], "cannot read --api-key-file"),
         (["--stt-idle-timeout", "soon"], "is not a number of seconds"),
         (["--tts-idle-timeout", "0"], "--tts-idle-timeout must be more than 0"),
+        (["--vad-sensitivity", "fast"], "--vad-sensitivity must be default, relaxed or aggressive"),
+        (["--max-command-seconds", "0"], "--max-command-seconds must be more than 0"),
+        (["--no-speech-seconds", "-1"], "--no-speech-seconds must be more than 0"),
+        (["--usage-log-interval", "-5"], "--usage-log-interval must be from 0 (off)"),
+        (["--usage-log-interval", "hourly"], "is not a number of seconds"),
     ],
 )
 def test_bad_values_exit_with_a_message(
@@ -161,6 +197,8 @@ def test_bad_values_exit_with_a_message(
         ("SIXTYDB_STT_IDLE_TIMEOUT", "soon", "is not a number of seconds"),
         ("SIXTYDB_WARM_MAX_IDLE", "0", "--warm-max-idle must be more than 0"),
         ("SIXTYDB_TTS_SESSIONS", "6", "--tts-sessions must be from 1 to 5"),
+        ("SIXTYDB_VAD_SENSITIVITY", "Relaxed", "--vad-sensitivity must be"),
+        ("SIXTYDB_USAGE_LOG_INTERVAL", "100000", "--usage-log-interval must be from 0"),
     ],
 )
 def test_bad_environment_values_exit_with_the_same_message(
@@ -193,7 +231,7 @@ def test_the_readme_lists_every_option_with_its_variable() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n### Options\n", 1)[1].split("\n### ", 1)[0]
     rows = {
-        cells[1].strip("` ").split()[0]: cells[2].strip()
+        cells[1].strip("` ").split()[0].strip("`,"): cells[2].strip()
         for line in section.splitlines()
         if line.startswith("| `--") and (cells := line.split("|"))
     }
@@ -213,6 +251,8 @@ def test_every_option_is_read_from_its_variable() -> None:
         "--allow": "10.0.0.0/8", "--demo": "1", "--stt-idle-timeout": "1",
         "--tts-idle-timeout": "1", "--warm-max-idle": "1", "--stt-sessions": "1",
         "--tts-sessions": "1", "--debug": "on", "--log-format": "%(message)s",
+        "--endpointing": "false", "--vad-sensitivity": "relaxed",
+        "--max-command-seconds": "3", "--no-speech-seconds": "3", "--usage-log-interval": "0",
     }  # fmt: skip
     assert set(values) == {option.flag for option in OPTIONS}, "a new option needs a value here"
     default = parse_command_line([], {})
@@ -261,6 +301,9 @@ def test_bad_boolean_environment_variable(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         parse_command_line([], {"SIXTYDB_DEMO": "maybe"})
     assert "SIXTYDB_DEMO must be true or false" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_command_line([], {"SIXTYDB_ENDPOINTING": "sometimes"})
+    assert "SIXTYDB_ENDPOINTING must be true or false" in capsys.readouterr().err
 
 
 def test_empty_api_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ concerns the WebSockets or the catalog is selectable through
 
 from . import tonecode
 from .catalog import DEFAULT_VOICE_ID, Voice
-from .recorder import Stats, SttRecord, TtsConnectionRecord, TtsRecord
+from .recorder import SentFinal, Stats, SttRecord, TtsConnectionRecord, TtsRecord
 from .server import Emulator
 from .settings import EmulatorSettings, Fault
 
@@ -16,6 +16,7 @@ __all__ = [
     "Emulator",
     "EmulatorSettings",
     "Fault",
+    "SentFinal",
     "Stats",
     "SttRecord",
     "TtsConnectionRecord",

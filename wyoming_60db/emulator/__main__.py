@@ -15,6 +15,7 @@ from .server import Emulator
 from .settings import (
     BELOW_MINIMUM_POLICIES,
     CONCURRENCY_COUNTS,
+    DEFAULT_LLM_LATENCY_MS,
     EARLY_MESSAGE_POLICIES,
     FAULT_KINDS,
     FAULT_SERVICES,
@@ -72,6 +73,16 @@ def _fault_option(key: str, value: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"fault option {key} needs a number") from None
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m wyoming_60db.emulator", description="Local emulator of the 60db speech API."
@@ -106,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-fields", action="store_true")
     p.add_argument("--detected-language", default="en", metavar="CODE")
     p.add_argument("--llm-refine-text", action="store_true")
+    p.add_argument(
+        "--llm-latency-ms",
+        type=_non_negative_int,
+        default=DEFAULT_LLM_LATENCY_MS,
+        metavar="MS",
+        help="with a context: delay of the refined (canonical) final after the first emit",
+    )
+    p.add_argument(
+        "--no-llm-refinement",
+        action="store_true",
+        help="a plan without LLM refinement: a context is accepted, one final per utterance",
+    )
     p.add_argument("--stt-binary-encoding", choices=STT_BINARY_ENCODINGS, default="config")
     p.add_argument("--stt-encoding-aliases", action="store_true")
     p.add_argument("--utterance-end-below-min", choices=BELOW_MINIMUM_POLICIES, default="clamp")
@@ -141,6 +164,8 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         extra_fields=args.extra_fields,
         detected_language=args.detected_language,
         stt_llm_refine_text=args.llm_refine_text,
+        stt_llm_latency_ms=args.llm_latency_ms,
+        stt_llm_refinement=not args.no_llm_refinement,
         stt_binary_encoding=args.stt_binary_encoding,
         stt_encoding_aliases=args.stt_encoding_aliases,
         stt_utterance_end_below_min=args.utterance_end_below_min,

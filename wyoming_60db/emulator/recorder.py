@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -26,18 +26,55 @@ class WsRecord:
     close_code: int | None = None
 
 
+FinalCause = Literal["silence", "stop"]
+
+
+@dataclass(frozen=True)
+class SentFinal:
+    """One ``is_final`` transcription the emulator sent, with when and why.
+
+    The times are ``time.perf_counter()`` readings, so a benchmark or test in
+    the same process can set them against its own clock: ``ended_at`` is when
+    the emulator decided the utterance was over (the audio frame that completed
+    ``utterance_end_ms`` of silence was processed, or ``stop``'s
+    ``finalize_latency`` was spent), ``sent_at`` when this frame went out
+    (later by the modelled LLM latency for a refined canonical final).
+    """
+
+    text: str
+    sentence_id: int | None  # None on the empty final of a session without speech
+    speech_final: bool  # True: the canonical final; False: the first emit (with context)
+    cause: FinalCause  # trailing silence (60db's endpointing) or the client's stop
+    audio_seconds: float  # session audio received when the utterance was ended
+    ended_at: float
+    sent_at: float
+
+
 @dataclass
 class SttRecord(WsRecord):
     """One ``/ws/stt`` connection (§2)."""
 
-    start: dict[str, Any] | None = None
+    start: dict[str, Any] | None = None  # the start message without "type" (context included)
     config: dict[str, Any] | None = None  # effective config after clamping
     languages: list[str] | None = None
     audio: bytearray = field(default_factory=bytearray, repr=False)  # exactly as received
     binary_frames: int = 0
     json_frames: int = 0
     transcripts: list[str] = field(default_factory=list)  # canonical finals sent
+    finals: list[SentFinal] = field(default_factory=list)  # every is_final event sent, in order
     billing: dict[str, Any] | None = None
+
+    @property
+    def context_terms(self) -> list[Any] | None:
+        """``start.context.terms`` as the client sent it (None: no context or no terms)."""
+        context = (self.start or {}).get("context")
+        terms = context.get("terms") if isinstance(context, dict) else None
+        return list(terms) if isinstance(terms, list) else None
+
+    @property
+    def canonical_sent_at(self) -> list[float]:
+        """``perf_counter()`` of each canonical (``speech_final``) final sent, in order."""
+        return [final.sent_at for final in self.finals if final.speech_final]
 
 
 @dataclass

@@ -8,12 +8,15 @@ per message, so tests may change them on a running emulator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from wyoming_60db.sixtydb.limits import MCP_MIN_SPEED, STT_CONCURRENCY, TTS_CONCURRENCY
 
 from .catalog import Voice, default_voices
 from .tonecode import DEFAULT_SECONDS_PER_CHAR
+
+# 60db's documented example of a refined final carries llm_latency_ms: 240 (§2.5).
+DEFAULT_LLM_LATENCY_MS: Final = 240
 
 HandshakeStyle = Literal["envelope", "typed", "both"]
 SttConnectedPlacement = Literal["after_start", "before_established", "omitted"]
@@ -133,6 +136,13 @@ class EmulatorSettings:
     # With `context` (§2.5): True makes the canonical (LLM) final differ from the
     # first emit (first letter upper-cased); False re-emits the same text.
     stt_llm_refine_text: bool = False
+    # §2.5 / §8.12: wall time (ms) between the first emit and the canonical final
+    # with `context` (60db's documented example, `llm_latency_ms: 240`), spent
+    # without holding up the session; the canonical reports it as llm_latency_ms.
+    stt_llm_latency_ms: int = DEFAULT_LLM_LATENCY_MS
+    # §8.12: False models a plan without LLM refinement (REST strips `context`,
+    # §2.5): `context` is accepted, each utterance gives one canonical final.
+    stt_llm_refinement: bool = True
     detected_language: str = "en"
     stt_cost_per_second: float = 0.0005 / 60
     # §9.3: binary frames follow config.encoding, or are always μ-law (the docs'

@@ -1,12 +1,27 @@
-"""``/ws/stt`` session (§2): start → audio → transcription events → stop."""
+"""``/ws/stt`` session (§2): start → audio → transcription events → stop.
+
+Utterance events (``speech_started``, interim and final transcriptions, the
+``usage_update`` extra) leave through one ordered lane. Normally a frame is
+sent at once, as it is produced; with ``context`` the canonical final waits the
+modelled LLM latency (``stt_llm_latency_ms``) after its first emit. That wait
+runs in a background task, so the session keeps reading and recognising audio
+and answers ``test``/``config`` meanwhile, while whatever the lane holds
+behind the pending canonical (the next utterance's events) waits its turn.
+``stop`` drains the lane before ``session_stopped``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -16,17 +31,28 @@ from wyoming_60db.sixtydb.vocabulary import ClientMessage, CloseCode, ServerMess
 
 from .auth import Credentials
 from .catalog import STT_MODEL_ID
-from .connection import Connection
+from .connection import Connection, ConnectionGone
 from .frames import Frame
 from .handshake import CONCURRENCY_ERRORS, run_handshake
 from .recognizer import Event, FinalTranscript, Interim, Recognizer, SpeechStarted
-from .recorder import SttRecord, elide_audio
+from .recorder import FinalCause, SentFinal, SttRecord, elide_audio
 from .sttconfig import SttConfig, SttRequestError, parse_languages, parse_start
 
 _INTERIM_CONFIDENCE: Final = 0.7
 # ``extra_fields``: a message type 60db does not document, on purpose outside
 # the shared vocabulary, which a tolerant client must skip (§9).
 UNKNOWN_STT_MESSAGE: Final = "usage_update"
+
+OnSent = Callable[[float], None]  # called with time.perf_counter() once the frame is out
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A frame waiting in the session's ordered lane."""
+
+    frame: Frame
+    delay: float  # seconds to wait after the previous lane frame went out
+    on_sent: OnSent | None
 
 
 class SttSession:
@@ -41,6 +67,8 @@ class SttSession:
         self._done = False
         self._sentence_id = 0
         self._odd_byte = b""  # linear PCM split across frames mid-sample
+        self._lane: deque[_Queued] = deque()
+        self._sender: asyncio.Task[None] | None = None  # drains _lane while it is not empty
 
     async def run(self) -> None:
         try:
@@ -53,6 +81,7 @@ class SttSession:
                     return
                 await self._handle(item.data)
         finally:
+            await self._cancel_sender()
             if self._slot:
                 self.state.limiter.release("stt", self.creds.identity)
 
@@ -198,14 +227,20 @@ class SttSession:
 
     async def _on_stop(self, _msg: dict[str, Any]) -> None:
         self._done = True
+        # A canonical final still waiting for its LLM latency keeps waiting
+        # (in the lane task) during this pause; both must end before
+        # session_stopped.
         await self.conn.pause(self.conn.settings.finalize_latency)
         seconds = 0.0
         if self.recognizer is not None:
-            for event in self.recognizer.finish():
-                await self._emit(event)
+            events = self.recognizer.finish()
+            ended_at = time.perf_counter()
+            for event in events:
+                await self._emit(event, ended_at)
+            await self._lane_drained()
             seconds = self.recognizer.total_samples / self.recognizer.rate
             if self.recognizer.utterances == 0 and self.conn.settings.stt_empty_final_on_silence:
-                await self.conn.send(_empty_final())
+                await self._send_empty_final(seconds, ended_at)
         billing = {
             "total_duration_seconds": round(seconds, 3),
             "total_cost": round(seconds * self.conn.settings.stt_cost_per_second, 8),
@@ -229,14 +264,18 @@ class SttSession:
             cut = len(data) - len(data) % 2
             self._odd_byte = data[cut:]
             pcm = np.frombuffer(data[:cut], dtype="<i2").astype(np.int16)
-        for event in self.recognizer.feed(pcm):
-            await self._emit(event)
+        events = self.recognizer.feed(pcm)
+        ended_at = time.perf_counter()
+        for event in events:
+            await self._emit(event, ended_at)
 
-    async def _emit(self, event: Event) -> None:
+    async def _emit(self, event: Event, ended_at: float) -> None:
         if isinstance(event, SpeechStarted):
-            await self.conn.send({"type": ServerMessage.SPEECH_STARTED, "timestamp": time.time()})
+            await self._send_in_order(
+                {"type": ServerMessage.SPEECH_STARTED, "timestamp": time.time()}
+            )
         elif isinstance(event, Interim):
-            await self.conn.send(
+            await self._send_in_order(
                 {
                     "type": ServerMessage.TRANSCRIPTION,
                     "text": event.text,
@@ -248,43 +287,140 @@ class SttSession:
                 }
             )
         else:
-            await self._emit_final(event)
+            await self._emit_final(event, ended_at)
 
-    async def _emit_final(self, result: FinalTranscript) -> None:
-        """§2.5: one canonical event, or first-emit + canonical when ``context`` was sent."""
+    async def _emit_final(self, result: FinalTranscript, ended_at: float) -> None:
+        """§2.5: one canonical event, or first-emit + canonical when ``context`` was sent.
+
+        ``stt_llm_refinement=False`` models a plan without refinement: the
+        context is accepted but the flow is the one without it (§8.12).
+        """
         assert self.config is not None
+        settings = self.conn.settings
         self._sentence_id += 1
+        sentence_id = self._sentence_id
         base: Frame = {
             "type": ServerMessage.TRANSCRIPTION,
             "text": result.text,
             "is_final": True,
             "speech_final": True,
             "is_partial": False,
-            "sentence_id": self._sentence_id,
+            "sentence_id": sentence_id,
             "confidence": result.confidence,
             "language": self._language(),
         }
         canonical: Frame = {**base, "duration": result.duration, "snr_db": result.snr_db}
-        if self.config.context is not None:
-            await self.conn.send({**base, "speech_final": False})
-            refined = result.text
-            if self.conn.settings.stt_llm_refine_text:
+        text = result.text
+        delay = 0.0
+        if self.config.context is not None and settings.stt_llm_refinement:
+            await self._send_in_order(
+                {**base, "speech_final": False},
+                on_sent=self._recorder(result, sentence_id, result.text, False, ended_at),
+            )
+            if settings.stt_llm_refine_text:
                 # Emulated refinement: sentence-case, so a client that uses the
                 # canonical text is distinguishable from one using the first emit.
-                refined = refined[:1].upper() + refined[1:]
-            canonical.update(text=refined, llm_applied=True, llm_latency_ms=0)
-        else:
-            refined = result.text
-        await self.conn.send(canonical)
-        self.record.transcripts.append(refined)
+                text = text[:1].upper() + text[1:]
+            latency_ms = max(0, settings.stt_llm_latency_ms)
+            canonical.update(text=text, llm_applied=True, llm_latency_ms=latency_ms)
+            delay = latency_ms / 1000
+        await self._send_in_order(
+            canonical,
+            delay=delay,
+            on_sent=self._recorder(result, sentence_id, text, True, ended_at),
+        )
         await self._maybe_usage_update()
+
+    def _recorder(
+        self,
+        result: FinalTranscript,
+        sentence_id: int,
+        text: str,
+        speech_final: bool,
+        ended_at: float,
+    ) -> OnSent:
+        """Records a final once it has actually been sent (a dropped one never is)."""
+
+        def sent(sent_at: float) -> None:
+            if speech_final:
+                self.record.transcripts.append(text)
+            self.record.finals.append(
+                SentFinal(
+                    text=text,
+                    sentence_id=sentence_id,
+                    speech_final=speech_final,
+                    cause=result.cause,
+                    audio_seconds=result.audio_seconds,
+                    ended_at=ended_at,
+                    sent_at=sent_at,
+                )
+            )
+
+        return sent
+
+    async def _send_empty_final(self, seconds: float, ended_at: float) -> None:
+        await self.conn.send(_empty_final())
+        cause: FinalCause = "stop"
+        self.record.finals.append(
+            SentFinal("", None, True, cause, round(seconds, 4), ended_at, time.perf_counter())
+        )
 
     async def _maybe_usage_update(self) -> None:
         """``extra_fields``: an unknown message type a tolerant client must skip."""
         if not self.conn.settings.extra_fields:
             return
         seconds = self.recognizer.total_samples / self.recognizer.rate if self.recognizer else 0.0
-        await self.conn.send({"type": UNKNOWN_STT_MESSAGE, "audio_seconds": round(seconds, 3)})
+        await self._send_in_order({"type": UNKNOWN_STT_MESSAGE, "audio_seconds": round(seconds, 3)})
+
+    # ------------------------------------------------------------------ ordered lane
+
+    async def _send_in_order(
+        self, frame: Frame, *, delay: float = 0.0, on_sent: OnSent | None = None
+    ) -> None:
+        """Send an utterance event after everything queued before it.
+
+        With nothing queued and no delay the frame goes out now, from the
+        caller (so faults fire in the session task, as for every other send).
+        Otherwise it joins the lane, which a background task drains.
+        """
+        idle = not self._lane and (self._sender is None or self._sender.done())
+        if idle and delay <= 0:
+            await self._transmit(frame, on_sent)
+            return
+        self._lane.append(_Queued(frame, delay, on_sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._drain_lane(), name="emulator-stt-lane")
+
+    async def _transmit(self, frame: Frame, on_sent: OnSent | None) -> None:
+        await self.conn.send(frame)
+        if on_sent is not None:
+            on_sent(time.perf_counter())
+
+    async def _drain_lane(self) -> None:
+        try:
+            while self._lane:
+                item = self._lane.popleft()
+                await self.conn.pause(item.delay)  # ends early (ConnectionGone) if the socket goes
+                await self._transmit(item.frame, item.on_sent)
+        except ConnectionGone:
+            # The socket closed, dropped or a fault fired: the session's reader
+            # sees the end and unwinds the session; nothing more can be sent.
+            self._lane.clear()
+
+    async def _lane_drained(self) -> None:
+        """Wait until every queued utterance event has been sent (or the socket is gone)."""
+        sender = self._sender
+        if sender is not None:
+            await sender
+
+    async def _cancel_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        self._lane.clear()
+        if sender is None or sender.done():
+            return
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
     # ------------------------------------------------------------------ helpers
 

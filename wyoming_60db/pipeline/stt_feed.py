@@ -21,7 +21,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from wyoming_60db.pcm import FrameChunker, PcmFormat, frame_bytes_for
 from wyoming_60db.sixtydb import (
@@ -37,6 +37,7 @@ from wyoming_60db.sixtydb import (
 from wyoming_60db.sixtydb.limits import DEFAULT_UTTERANCE_END_MS, MIN_INTERVAL_MS, STT_FRAME_MS
 
 from .aio import cancel_and_wait
+from .endpointing import Endpointing, TurnEnd, TurnWatch
 
 MAX_UTTERANCE_SECONDS: Final = 30
 """Audio of the current utterance kept for a replay into a new session."""
@@ -133,6 +134,8 @@ class SttSessions(Protocol):
 
     def stt_session(self, options: SttOptions) -> SttSession: ...
 
+    def stop_in_background(self, session: SttSession) -> None: ...
+
 
 class SttFeed:
     """Audio in, started :class:`SttSession` s (one, or more after drops), the text heard out.
@@ -158,6 +161,7 @@ class SttFeed:
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         keep_updates: bool = False,
         max_recoveries: int = MAX_RECOVERIES,
+        endpointing: Endpointing | None = None,
     ) -> None:
         self._client = client
         self._options = options
@@ -200,7 +204,13 @@ class SttFeed:
         self._taken = 0  # transcriptions of the current session taken into `heard`
         self._earlier: list[SttResult] = []  # what the dropped sessions heard
         self._closing: set[asyncio.Task[None]] = set()  # dropped sessions being closed
+        self._endpointing = endpointing
+        self._turn = TurnWatch(endpointing, self._rate * 2) if endpointing else None  # PCM16 frames
+        self._result: SttResult | None = None  # the turn's, once it is over
+        self.turn_end: TurnEnd | None = None
+        """Why the turn ended, once it has."""
         self._session = self._open_session()
+        self._handed_over = False  # the session is the client's to stop
         self._driver = asyncio.get_running_loop().create_task(self._drive())
 
     @property
@@ -223,7 +233,13 @@ class SttFeed:
         self._converter = converter_for(source.validate(), self._rate)
 
     def push(self, audio: bytes) -> None:
-        """One chunk of client audio: complete frames are queued for sending."""
+        """One chunk of client audio: complete frames are queued for sending.
+
+        Once the turn is over (:meth:`turn_ended`), audio is dropped: the
+        client may stream on until it reads the transcript.
+        """
+        if self._result is not None:
+            return
         self._raise_if_failed()
         if self._converter is None:
             raise RuntimeError("SttFeed.push before begin_audio")
@@ -238,6 +254,8 @@ class SttFeed:
         is the last moment a recovery may begin: one that could not finish
         within the caller's time budget reports the session's own error.
         """
+        if self._result is not None:
+            return self._result
         self._recover_until = recover_until
         self._raise_if_failed()
         if self._converter is not None:
@@ -248,7 +266,39 @@ class SttFeed:
         self._more.set()
         if self._send_bound is not None:  # the last frames must go out in time
             self._send_bound.reschedule(asyncio.get_running_loop().time() + self._send_timeout)
-        return await self._driver
+        result = await self._driver
+        self._conclude(self.turn_end or TurnEnd.CLIENT, result)
+        return result
+
+    async def turn_ended(self) -> SttResult:
+        """Wait until the turn is over (only for a feed with ``endpointing``).
+
+        It is over when 60db ends the utterance (its canonical final, or with
+        a context the first final whose refinement is late), when a guard
+        fires (too long: finalised like :meth:`finish`; no speech: an empty
+        text), or when :meth:`finish` came first. After a 60db end of
+        utterance the session is handed to the client to stop in the
+        background, so the answer does not wait for 60db's confirmation.
+        """
+        turn = self._turn
+        if turn is None:
+            raise RuntimeError("SttFeed.turn_ended() needs endpointing")
+        if self._result is None and not self._ending:
+            waiters: list[asyncio.Future[Any]] = [turn.over, self._driver]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if self._result is not None:
+            return self._result
+        if self._ending or not turn.over.done():  # finish() came first, or the feed failed
+            return await self._driver
+        end = turn.over.result()
+        if end is TurnEnd.MAX_LENGTH:
+            self.turn_end = end
+            return await self.finish()
+        text = "" if end is TurnEnd.NO_SPEECH else turn.text(self._finals)
+        result = self._result_so_far(text)
+        self._conclude(end, result)
+        self._hand_over()
+        return result
 
     async def updates(self) -> AsyncIterator[Transcription]:
         """Every ``transcription`` as it arrives, across recoveries; ends with the feed.
@@ -268,13 +318,47 @@ class SttFeed:
 
         The sessions are closed even if this is cancelled while the tasks end.
         """
+        if self._turn is not None:
+            self._turn.stop()
         try:
             await cancel_and_wait([self._driver])
         finally:
             # The driver has ended, so no recovery can open another session now.
-            await self._session.aclose()
+            if not self._handed_over:
+                await self._session.aclose()
             if self._closing:
                 await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _conclude(self, end: TurnEnd, result: SttResult) -> None:
+        """The turn is over: the same result for every later caller, no more audio."""
+        if self._result is None:
+            self._result = result
+            self.turn_end = end
+            self._unsent.clear()
+            if self._turn is not None:
+                self._turn.stop()
+
+    def _hand_over(self) -> None:
+        """Stop sending and let the client end the session (its slot, its bill).
+
+        Synchronous: the answer must not wait for the driver's tasks to wind
+        down (:meth:`aclose` waits for them).
+        """
+        self._handed_over = True
+        self._client.stop_in_background(self._session)
+        self._driver.cancel()
+
+    def _result_so_far(self, text: str) -> SttResult:
+        """A turn 60db ended (no ``stop``): ``text``, in the session's language."""
+        current = self._session.result()
+        return SttResult(
+            text=text,
+            language=current.language,
+            billing=None,  # 60db bills at `stop`; the client counts it then
+            utterances=tuple(
+                update for result in (*self._earlier, current) for update in result.utterances
+            ),
+        )
 
     def _open_session(self) -> SttSession:
         session = self._client.stt_session(self._options)
@@ -289,6 +373,8 @@ class SttFeed:
             self._unsent.append(sent)
             self._utterance.add(sent)
         self._more.set()
+        if self._turn is not None:
+            self._turn.audio(sum(map(len, frames)), self._session.speech_started)
         if len(self._unsent) > self._max_unsent:
             self._failure = SixtyDbTimeoutError(
                 f"60db took no audio for {MAX_UNSENT_SECONDS} s of speech"
@@ -343,6 +429,8 @@ class SttFeed:
         the new session after the replay.
         """
         dropped = self._session
+        if self._turn is not None and dropped.speech_started:
+            self._turn.heard_speech = True
         result = dropped.result()
         # Finals the listener had not taken yet (it may have been cancelled
         # first): their audio must not be replayed, nor their text lost.
@@ -440,6 +528,8 @@ class SttFeed:
             if text := update.text.strip():
                 self._finals.append(text)
                 self.heard = " ".join(self._finals)
+        if self._turn is not None:
+            self._turn.transcription(update)
         if self._updates is not None:
             self._updates.put_nowait(update)
 

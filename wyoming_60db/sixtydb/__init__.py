@@ -26,7 +26,9 @@ from .errors import (
 from .limits import MAX_TEXT_CHARS
 from .protocol import Account, Billing, Transcription
 from .stt import SttOptions, SttResult, SttSession
+from .terms import context_terms, stt_context
 from .tts import TtsContext, TtsOptions
+from .usage import Usage
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -59,5 +61,8 @@ __all__ = [
     "UnknownVoiceError",
     "UnsupportedAudioFormatError",
     "UnsupportedLanguageError",
+    "Usage",
     "Voice",
+    "context_terms",
+    "stt_context",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 import aiohttp
@@ -22,11 +22,12 @@ from .errors import (
 )
 from .limits import MAX_CONTEXT_CHARS, MAX_TEXT_CHARS
 from .pool import LIMIT_RETRY_DELAY, Slots, WarmPool
-from .protocol import Account
+from .protocol import Account, Billing
 from .rest import RestApi
 from .stt import SttOptions, SttSession
 from .text import split_text
 from .tts import TtsContext, TtsOptions
+from .usage import Usage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ class SixtyDbClient:
         # once seen, connections are used once and the pool keeps new ones warm.
         self._tts_single_use = False
         self.account: Account | None = None
+        """The account as the newest handshake (STT or TTS) described it."""
+        self.usage = Usage()
+        """What this client's STT sessions cost, from 60db's billing summaries."""
+        self._listeners: list[Callable[[], None]] = []
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"SixtyDbClient(api_url={self.config.api_url!r})"
@@ -100,12 +106,42 @@ class SixtyDbClient:
         return self._session
 
     async def close(self) -> None:
-        """Close warm connections, and the session if the client made it."""
+        """Close warm connections, and the session if the client made it.
+
+        Sessions still stopping in the background are closed without their
+        billing summary: the client is going away.
+        """
+        for task in list(self._stopping):
+            task.cancel()
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         await self._stt_pool.aclose()
         await self._tts_pool.aclose()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after :attr:`account` or :attr:`usage` changed; returns its remover."""
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return remove
+
+    def stop_in_background(self, session: SttSession) -> None:
+        """End ``session`` without waiting: ``stop`` now, then its summary, then close.
+
+        For a caller that already has its answer (60db ended the utterance):
+        the session takes no more audio at once, its billing still counts,
+        and its slot comes back when 60db confirms — or, at the latest, after
+        the client's own bounds. The task is the client's, so the caller may
+        be cancelled (Home Assistant hangs up) without cutting it short.
+        """
+        task = asyncio.get_running_loop().create_task(self._stop_and_close(session))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def free_slots(self, service: str) -> int:
         """How many of the account's ``"stt"`` or ``"tts"`` sessions are free here."""
@@ -173,7 +209,13 @@ class SixtyDbClient:
                 else:
                     slots.release_after(closing)
 
-        return SttSession(open_channel, options, self.config.timeouts, on_close=release)
+        return SttSession(
+            open_channel,
+            options,
+            self.config.timeouts,
+            on_close=release,
+            on_billing=self._count_billing,
+        )
 
     @contextlib.asynccontextmanager
     async def tts_context(self, options: TtsOptions) -> AsyncIterator[TtsContext]:
@@ -251,13 +293,46 @@ class SixtyDbClient:
         # Mid-request failures leave the socket in an unknown state.
         return self._tts_pool.discard(channel)
 
+    async def _stop_and_close(self, session: SttSession) -> None:
+        try:
+            await session.stop()
+        except SixtyDbError as err:  # the answer is given; only the summary is lost
+            _LOGGER.debug("60db STT session ended without its summary: %s", err.code)
+        finally:
+            await session.aclose()
+
+    def _count_billing(self, billing: Billing) -> None:
+        self.usage.add(billing)
+        _LOGGER.debug(
+            "60db STT session billed: %s s of audio, $%s",
+            billing.total_duration_seconds,
+            billing.total_cost,
+        )
+        self._notify()
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:  # one broken listener must not break a request
+                _LOGGER.exception("60db client listener failed")
+
     async def _open_stt(self) -> Channel:
-        return await open_channel(self.session, self.config, "stt", STT_PATH)
+        channel = await open_channel(self.session, self.config, "stt", STT_PATH)
+        self._note_account(channel)
+        return channel
 
     async def _open_tts(self) -> Channel:
         channel = await open_channel(self.session, self.config, "tts", TTS_PATH)
-        self.account = self._account_of(channel)
+        self._note_account(channel)
         return channel
+
+    def _note_account(self, channel: Channel) -> None:
+        """Every handshake says the wallet's balance (§2.4): keep the newest."""
+        account = self._account_of(channel)
+        if account != self.account:
+            self.account = account
+            self._notify()
 
     @staticmethod
     def _account_of(channel: Channel) -> Account:

@@ -33,6 +33,23 @@ DEFAULT_UTTERANCE_END_MS: Final = 500
 """60db's trailing silence before an utterance ends, when ``start`` names none (§2.3.1)."""
 INTERIM_RESULTS_MS: Final = MIN_INTERVAL_MS
 """The interim interval the Wyoming server asks for (transcript-chunk events)."""
+VadSensitivity = Literal["default", "relaxed", "aggressive"]
+VAD_SENSITIVITIES: Final[tuple[VadSensitivity, ...]] = ("default", "relaxed", "aggressive")
+VAD_SENSITIVITY_MS: Final[dict[VadSensitivity, int]] = {
+    "aggressive": MIN_INTERVAL_MS,
+    "default": DEFAULT_UTTERANCE_END_MS,
+    "relaxed": 1000,
+}
+"""``utterance_end_ms`` per Wyoming/Home Assistant sensitivity (their names).
+
+Home Assistant's own VAD waits 0.25/0.7/1.25 s; 60db's 500 ms default already
+keeps a 250 ms pause ("turn on the kitchen light … and the hallway") inside
+one command, and nothing may go below 60db's 300 ms minimum."""
+MAX_CONTEXT_TERMS: Final = 100
+"""Terms sent in ``context.terms``: 60db documents no WebSocket limit, its REST
+keyword list surfaces 30 to the LLM (§5.4); a home's names fit in 100."""
+MAX_TERM_CHARS: Final = 60
+"""A longer "term" is a sentence, not a name worth boosting."""
 STT_FRAME_MS: Final = 60
 """Audio per frame sent to 60db: §2.3.2 documents 480 bytes per 60 ms of 8 kHz
 μ-law. Clients send 10 ms chunks; 60 ms frames cut the per-frame cost sixfold."""

@@ -137,11 +137,13 @@ class SttSession:
         options: SttOptions,
         timeouts: Timeouts,
         on_close: Callable[[asyncio.Future[None] | None], None] = lambda _: None,
+        on_billing: Callable[[Billing], None] = lambda _: None,
     ) -> None:
         self.options = options
         self._open_channel = open_channel
         self._timeouts = timeouts
         self._on_close = on_close
+        self._on_billing = on_billing
         self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -157,6 +159,8 @@ class SttSession:
         self._updates: asyncio.Queue[Transcription | None] = asyncio.Queue()
         self._session_language: str | None = None
         self._billing: Billing | None = None
+        self.speech_started = False
+        """True once 60db said it hears a voice (``speech_started``, §2.4)."""
 
     async def __aenter__(self) -> SttSession:
         self.start()
@@ -331,12 +335,16 @@ class SttSession:
             update = protocol.transcription(message)
             self._utterances.append(update)
             self._updates.put_nowait(update)
+        elif name == ServerMessage.SPEECH_STARTED:
+            self.speech_started = True
         elif name == ServerMessage.SESSION_STOPPED:
             self._billing = protocol.billing(message)
+            if self._billing is not None:
+                self._on_billing(self._billing)
             return True
         elif name == ServerMessage.ERROR:
             raise channel.scrub(protocol.error(message, service="stt"))
-        # speech_started, language_changed, mode_changed, test_response and any
+        # language_changed, mode_changed, test_response and any
         # message type this client does not know are informational (§9).
         return False
 
