@@ -162,6 +162,12 @@ async def exchange(
         return await read_until(client, last)
 
 
+async def describe(server: RunningServer) -> Info:
+    """``describe`` on a fresh connection: the server's ``info``."""
+    *_, info = await exchange(server, [Describe().event()], ["info"])
+    return Info.from_event(info)
+
+
 async def refused(port: int) -> bool:
     """Whether the server closes a new connection without answering ``describe``."""
     async with asyncio.timeout(WAIT):

@@ -20,7 +20,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
-from wyoming.info import Describe, Info
+from wyoming.info import Describe
 
 from tests.server.conftest import (
     BYTES_PER_SECOND,
@@ -32,6 +32,7 @@ from tests.server.conftest import (
     HaClient,
     RunningServer,
     Turn,
+    describe,
     eventually,
     exchange,
     ha_stt_events,
@@ -419,7 +420,7 @@ async def test_a_recording_sent_faster_than_real_time_is_not_cut_by_the_no_speec
 
 async def test_no_endpointing_waits_for_audio_stop(emulator: Emulator) -> None:
     async with running_server(emulator, endpointing=False) as server:
-        info = (await _describe(server)).asr[0]
+        info = (await describe(server)).asr[0]
         ha = HaClient(server.client())
         await ha.client.connect()
         try:
@@ -476,15 +477,6 @@ async def test_select_program_of_another_name_is_an_error(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _describe(server: RunningServer) -> Info:
-    async with asyncio.timeout(WAIT), server.client() as client:
-        await client.write_event(Describe().event())
-        while (event := await client.read_event()) is not None:
-            if Info.is_type(event.type):
-                return Info.from_event(event)
-    raise AssertionError("no info")
 
 
 async def _events_within(client: AsyncTcpClient, seconds: float) -> list[Event]:

@@ -6,11 +6,10 @@ import asyncio
 import logging
 
 import pytest
-from wyoming.info import Describe, Info
 
 from tests.server.conftest import (
-    WAIT,
     RunningServer,
+    describe,
     eventually,
     ha_turn,
     pcm_of,
@@ -22,15 +21,6 @@ from wyoming_60db.info import asr_description
 from wyoming_60db.sixtydb import Account, Usage
 
 USAGE_LOGGER = "wyoming_60db.usage_log"
-
-
-async def describe(server: RunningServer) -> Info:
-    async with asyncio.timeout(WAIT), server.client() as client:
-        await client.write_event(Describe().event())
-        while (event := await client.read_event()) is not None:
-            if Info.is_type(event.type):
-                return Info.from_event(event)
-    raise AssertionError("no info")
 
 
 def usage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
