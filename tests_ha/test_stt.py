@@ -702,7 +702,9 @@ async def test_longest_command_guard_finalises(
     assert 145 <= feed.yielded <= 165, f"{feed.yielded} chunks read"
     session = _used_session(emulator)
     await wait_for(lambda: session.ended == "stopped", "session finalised with stop")
-    assert len(session.audio) <= 1.6 * 32000
+    # What went to 60db: 1.5 s, plus the frames sent while the clock caught up
+    # with the audio (the guard needs both) and the frame being cut.
+    assert len(session.audio) <= 1.7 * 32000
     assert result.text == " ".join(session.transcripts)
 
 
