@@ -141,18 +141,35 @@ async def next_event(client: AsyncTcpClient, *wanted: str) -> Event:
     raise RuntimeError(f"connection closed while waiting for {wanted}")
 
 
-async def transcribe(port: int, phrase: str) -> bool:
-    """HA's STT order at real time; hang up the moment the transcript is there."""
+async def transcribe(port: int, phrase: str, *, reads_while_uploading: bool = True) -> bool:
+    """One voice command at real time; hang up the moment the transcript is there.
+
+    ``reads_while_uploading``: Home Assistant 2026.10+ with the server's
+    endpointing: it streams on (silence after the phrase) until the
+    transcript arrives, unasked. Otherwise the older order: ``audio-stop``
+    after the phrase, then read.
+    """
     pcm = speech(phrase)
+    if reads_while_uploading:
+        pcm += bytes(RATE * 2 * 3)  # the room stays quiet; 60db hears the end
     async with connection(port) as client:
         await client.write_event(Transcribe(language="en").event())
         await client.write_event(AudioStart(RATE, 2, 1).event())
-        for offset in range(0, len(pcm), CHUNK_BYTES):
-            chunk = pcm[offset : offset + CHUNK_BYTES]
-            await client.write_event(AudioChunk(RATE, 2, 1, chunk).event())
-            await asyncio.sleep(0.01)
-        await client.write_event(AudioStop().event())
-        transcript = await next_event(client, "transcript")
+        reading = asyncio.ensure_future(next_event(client, "transcript"))
+        try:
+            for offset in range(0, len(pcm), CHUNK_BYTES):
+                if reading.done():
+                    break
+                chunk = pcm[offset : offset + CHUNK_BYTES]
+                await client.write_event(AudioChunk(RATE, 2, 1, chunk).event())
+                await asyncio.sleep(0.01)
+            else:
+                if reads_while_uploading:
+                    raise RuntimeError("no transcript before the audio ended")
+                await client.write_event(AudioStop().event())
+            transcript = await reading
+        finally:
+            reading.cancel()
     if transcript.data.get("text") != phrase:
         raise RuntimeError(f"heard {transcript.data.get('text')!r}, said {phrase!r}")
     return True
@@ -238,7 +255,13 @@ class Day:
         if name == "listener walks away":
             return await self.request("answer cut short", walk_away(self.port, text * 3))
         await asyncio.gather(
-            *(self.request("transcription", transcribe(self.port, p)) for p in PHRASES * 2),
+            *(
+                self.request(
+                    "transcription", transcribe(self.port, p, reads_while_uploading=new_ha)
+                )
+                for p in PHRASES
+                for new_ha in (True, False)  # HA 2026.10+ and older, half each
+            ),
             *(self.request("announcement", announce(self.port, text)) for _ in range(TTS_LIMIT)),
         )
         return None

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from wyoming.server import AsyncServer
 
@@ -131,6 +131,9 @@ class Option:
 # --------------------------------------------------------------------------- checks
 
 
+_Name = TypeVar("_Name", bound=str)
+
+
 def _one_of(values: Sequence[object]) -> str:
     """``("a", "b", "c")`` → ``a, b or c``."""
     words = [str(value) for value in values]
@@ -170,11 +173,23 @@ def _languages(text: str, flag: str) -> tuple[str, ...]:
     return codes
 
 
+def _pick(text: str, flag: str, choices: tuple[_Name, ...]) -> _Name:
+    """``text`` as one of ``choices`` (typed as the choices are)."""
+    for choice in choices:
+        if text == choice:
+            return choice
+    raise BadValue(f"{flag} must be {_one_of(choices)}, not {text!r}")
+
+
+def _float(text: str, flag: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadValue(f"{flag}: {text!r} is not {what}") from None
+
+
 def _stt_encoding(text: str, flag: str) -> SttEncoding:
-    for encoding in STT_ENCODINGS:
-        if text == encoding:
-            return encoding
-    raise BadValue(f"{flag} must be {_one_of(STT_ENCODINGS)}, not {text!r}")
+    return _pick(text, flag, STT_ENCODINGS)
 
 
 def _sample_rate(text: str, flag: str) -> int:
@@ -188,20 +203,14 @@ def _sample_rate(text: str, flag: str) -> int:
 
 
 def _speed(text: str, flag: str) -> float:
-    try:
-        speed = float(text)
-    except ValueError:
-        raise BadValue(f"{flag}: {text!r} is not a number") from None
+    speed = _float(text, flag, "a number")
     if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
         raise BadValue(f"{flag} must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}")
     return speed
 
 
 def _seconds(text: str, flag: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise BadValue(f"{flag}: {text!r} is not a number of seconds") from None
+    seconds = _float(text, flag, "a number of seconds")
     if not 0 < seconds <= MAX_SECONDS:
         raise BadValue(f"{flag} must be more than 0 and at most {MAX_SECONDS:g} seconds")
     return seconds
@@ -209,20 +218,14 @@ def _seconds(text: str, flag: str) -> float:
 
 def _interval(text: str, flag: str) -> float:
     """Seconds between periodic actions; 0 turns them off."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise BadValue(f"{flag}: {text!r} is not a number of seconds") from None
+    seconds = _float(text, flag, "a number of seconds")
     if not 0 <= seconds <= MAX_INTERVAL:
         raise BadValue(f"{flag} must be from 0 (off) to {MAX_INTERVAL:g} seconds")
     return seconds
 
 
 def _vad_sensitivity(text: str, flag: str) -> VadSensitivity:
-    for sensitivity in VAD_SENSITIVITIES:
-        if text == sensitivity:
-            return sensitivity
-    raise BadValue(f"{flag} must be {_one_of(VAD_SENSITIVITIES)}, not {text!r}")
+    return _pick(text, flag, VAD_SENSITIVITIES)
 
 
 def _share_of(limit: int) -> Check:

@@ -39,7 +39,7 @@ class Backend:
             client,
             default_voice=settings.voice,
             default_language=settings.default_language,
-            on_change=self._rebuild_info,
+            on_change=self._on_catalog_change,
         )
         self._info_event: Event | None = None
         self.accepting = True
@@ -90,7 +90,7 @@ class Backend:
     def _invalidate_info(self) -> None:
         self._info_event = None
 
-    def _rebuild_info(self) -> None:
+    def _on_catalog_change(self) -> None:
         self._invalidate_info()
         _LOGGER.info(
             "60db catalog: %d voices, %d STT languages",

@@ -214,15 +214,14 @@ class SixtyDbSttEntity(SixtyDbEntity, stt.SpeechToTextEntity):
             )
             outcome = stt.SpeechResult(result.text, stt.SpeechResultState.SUCCESS)
         finally:
-            if feed is None:
-                pass  # no audio came: no session was opened
-            elif stopped:
+            # No feed: no audio came, so no session was opened.
+            if feed is not None and stopped:
                 # 60db has said all it will: the transcript need not wait for
                 # the close handshake (a network round trip).
                 self.entry.async_create_background_task(
                     self.hass, feed.aclose(), "sixtydb STT session close"
                 )
-            else:
+            elif feed is not None:
                 await feed.aclose()
         yield outcome
 
